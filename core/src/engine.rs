@@ -1,0 +1,335 @@
+//! The engine: a catalog of sources, the live queries over it, and the push
+//! loop that keeps them current.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ops::ControlFlow;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ast::Ast;
+use crate::build::{Pipeline, ViewFormat, build_pipeline};
+use crate::change::{Change, Node, SourceChange};
+use crate::error::{ChangeError, EngineError, PushError, QueryError};
+use crate::operator::{Ctx, Fetch, Push};
+use crate::source::{Catalog, Source, TableId};
+use crate::value::Row;
+
+/// Identifies a live query, chosen by the caller.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct QueryId(pub u64);
+
+/// How [`Engine::push`] treats changes that contradict the stored table.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ChangeMode {
+    /// Refuse them with a [`ChangeError`] (the default, and what servers use):
+    /// an Add of a present key, a Remove or Edit of an absent row, or one whose
+    /// old row differs from the stored row.
+    #[default]
+    Strict,
+    /// Repair them as an upsert would: an Add of a present key edits it, a
+    /// Remove of an absent key does nothing, an Edit of an absent key adds, and
+    /// the stored row stands in for a mismatched old row. Shape errors (width,
+    /// types, unknown table) are still refused.
+    Lenient,
+}
+
+/// What happened to a query since the last [`Engine::drain`].
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum QueryEvent {
+    /// The query's result changed; apply `changes` in order.
+    Changed {
+        /// The query.
+        query: QueryId,
+        /// Its output changes, in order.
+        changes: Vec<Change>,
+    },
+    /// Maintaining the query failed; it has been removed from the engine.
+    Faulted {
+        /// The query.
+        query: QueryId,
+        /// Why.
+        error: EngineError,
+    },
+}
+
+struct LiveQuery {
+    pipeline: Pipeline,
+    pending: Vec<Change>,
+}
+
+/// Live queries over a catalog of tables.
+///
+/// Writes enter with [`Engine::push`], one base-table change at a time; each is
+/// validated, pushed through every query that reads its table, then applied to
+/// the table's source. Output changes collect per query until
+/// [`Engine::drain`]. No clock, no I/O, no threads: the host drives it.
+pub struct Engine<C: Catalog> {
+    catalog: C,
+    queries: BTreeMap<QueryId, LiveQuery>,
+    seq: u64,
+    mode: ChangeMode,
+    faults: Vec<(QueryId, EngineError)>,
+}
+
+impl<C: Catalog> Engine<C> {
+    /// An engine over `catalog` with no queries, in [`ChangeMode::Strict`].
+    pub fn new(catalog: C) -> Engine<C> {
+        Engine {
+            catalog,
+            queries: BTreeMap::new(),
+            seq: 0,
+            mode: ChangeMode::Strict,
+            faults: Vec::new(),
+        }
+    }
+
+    /// Sets how contradicting changes are treated.
+    pub fn set_mode(&mut self, mode: ChangeMode) {
+        self.mode = mode;
+    }
+
+    /// The catalog.
+    pub fn catalog(&self) -> &C {
+        &self.catalog
+    }
+
+    /// The catalog, handing back ownership (the queries are dropped).
+    pub fn into_catalog(self) -> C {
+        self.catalog
+    }
+
+    /// Lowers, registers and hydrates a query; returns its current result.
+    pub fn add_query(&mut self, id: QueryId, ast: &Ast) -> Result<Vec<Node>, QueryError> {
+        if self.queries.contains_key(&id) {
+            return Err(QueryError::DuplicateId(id));
+        }
+        let mut pipeline = build_pipeline(ast, &mut self.catalog)?;
+        let nodes = read_all(&mut pipeline, &self.catalog)?;
+        self.queries.insert(
+            id,
+            LiveQuery {
+                pipeline,
+                pending: Vec::new(),
+            },
+        );
+        Ok(nodes)
+    }
+
+    /// Unregisters a query; false if it was not registered. Its undrained
+    /// changes are dropped.
+    pub fn remove_query(&mut self, id: QueryId) -> bool {
+        self.queries.remove(&id).is_some()
+    }
+
+    /// The ids of the registered queries, ascending.
+    pub fn query_ids(&self) -> impl Iterator<Item = QueryId> + '_ {
+        self.queries.keys().copied()
+    }
+
+    /// The result format of a query.
+    pub fn format(&self, id: QueryId) -> Option<&Arc<ViewFormat>> {
+        self.queries.get(&id).map(|q| q.pipeline.format())
+    }
+
+    /// Reads a query's current result from its pipeline (as hydration does).
+    pub fn read(&mut self, id: QueryId) -> Option<Result<Vec<Node>, EngineError>> {
+        let q = self.queries.get_mut(&id)?;
+        Some(read_all(&mut q.pipeline, &self.catalog))
+    }
+
+    /// Validates one base-table change, pushes it through every query reading
+    /// the table, and applies it to the table.
+    ///
+    /// A change refused by validation returns an error and changes nothing. An
+    /// Edit that changes the primary key is pushed as Remove(old) then Add(new).
+    /// A query whose maintenance fails is removed and reported by
+    /// [`Engine::drain`]; the other queries carry on.
+    pub fn push(&mut self, table: &str, change: SourceChange) -> Result<(), PushError> {
+        let id = self
+            .catalog
+            .table_id(table)
+            .ok_or_else(|| ChangeError::UnknownTable {
+                table: table.into(),
+            })?;
+        let steps = validate(self.catalog.source(id), change, self.mode)?;
+        for step in steps {
+            self.push_step(id, &step)?;
+        }
+        Ok(())
+    }
+
+    fn push_step(&mut self, table: TableId, change: &SourceChange) -> Result<(), PushError> {
+        self.seq += 1;
+        let cx = Ctx {
+            catalog: &self.catalog,
+            push: Some(Push {
+                table,
+                change,
+                seq: self.seq,
+            }),
+        };
+        let mut failed = Vec::new();
+        for (id, q) in self.queries.iter_mut() {
+            if !q.pipeline.reads(table) {
+                continue;
+            }
+            let mut out = Vec::new();
+            match q.pipeline.root.push(&cx, &mut out) {
+                Ok(()) => q.pending.append(&mut out),
+                Err(e) => failed.push((*id, e)),
+            }
+        }
+        for (id, e) in failed {
+            self.queries.remove(&id);
+            self.faults.push((id, e));
+        }
+        if let Err(e) = self.catalog.source_mut(table).apply(change) {
+            // The queries reading the table have taken the change; the table has
+            // not. They can no longer be trusted.
+            let stale: Vec<QueryId> = self
+                .queries
+                .iter()
+                .filter(|(_, q)| q.pipeline.reads(table))
+                .map(|(id, _)| *id)
+                .collect();
+            for id in stale {
+                self.queries.remove(&id);
+                self.faults.push((
+                    id,
+                    EngineError::Internal("the source refused a change the query had taken"),
+                ));
+            }
+            return Err(PushError::Source(e));
+        }
+        Ok(())
+    }
+
+    /// Takes every query's accumulated changes (queries with none are left out)
+    /// and every fault since the last call, in query-id order.
+    pub fn drain(&mut self) -> Vec<QueryEvent> {
+        let mut events: Vec<QueryEvent> = self
+            .faults
+            .drain(..)
+            .map(|(query, error)| QueryEvent::Faulted { query, error })
+            .collect();
+        for (id, q) in self.queries.iter_mut() {
+            if !q.pending.is_empty() {
+                events.push(QueryEvent::Changed {
+                    query: *id,
+                    changes: core::mem::take(&mut q.pending),
+                });
+            }
+        }
+        events
+    }
+
+    /// Takes one query's accumulated changes.
+    pub fn take_changes(&mut self, id: QueryId) -> Vec<Change> {
+        self.queries
+            .get_mut(&id)
+            .map(|q| core::mem::take(&mut q.pending))
+            .unwrap_or_default()
+    }
+}
+
+fn read_all(pipeline: &mut Pipeline, catalog: &dyn Catalog) -> Result<Vec<Node>, EngineError> {
+    let cx = Ctx {
+        catalog,
+        push: None,
+    };
+    let mut nodes = Vec::new();
+    pipeline.root.fetch(&cx, &Fetch::default(), &mut |n| {
+        nodes.push(n);
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(nodes)
+}
+
+fn cells_equal(a: &Row, b: &Row) -> bool {
+    a.iter()
+        .zip(b.iter())
+        .all(|(x, y)| x == y && x.kind() == y.kind())
+}
+
+/// Checks a change against the table and turns it into the steps to push.
+fn validate(
+    source: &dyn Source,
+    change: SourceChange,
+    mode: ChangeMode,
+) -> Result<Vec<SourceChange>, PushError> {
+    let schema = source.schema();
+    let strict = mode == ChangeMode::Strict;
+    let table = || schema.name_arc().clone();
+    if let Some(r) = change.old_row() {
+        schema.check_row(r)?;
+    }
+    if let Some(r) = change.new_row() {
+        schema.check_row(r)?;
+    }
+    // The stored row under the key of `row`, checked against `row` itself.
+    let stored = |row: &Row| -> Result<Option<Row>, PushError> {
+        let key = schema.key_of(row);
+        match source.get(&key)? {
+            None if strict => Err(ChangeError::MissingRow {
+                table: table(),
+                key,
+            }
+            .into()),
+            Some(s) if strict && !cells_equal(&s, row) => Err(ChangeError::RowMismatch {
+                table: table(),
+                key,
+            }
+            .into()),
+            found => Ok(found),
+        }
+    };
+    let absent = |row: &Row| -> Result<Option<Row>, PushError> {
+        let key = schema.key_of(row);
+        match source.get(&key)? {
+            Some(_) if strict => Err(ChangeError::DuplicateKey {
+                table: table(),
+                key,
+            }
+            .into()),
+            found => Ok(found),
+        }
+    };
+    let edit = |old: Row, new: Row| {
+        if cells_equal(&old, &new) {
+            alloc::vec![]
+        } else {
+            alloc::vec![SourceChange::Edit { old, new }]
+        }
+    };
+    Ok(match change {
+        SourceChange::Add(row) => match absent(&row)? {
+            None => alloc::vec![SourceChange::Add(row)],
+            Some(existing) => edit(existing, row),
+        },
+        SourceChange::Remove(row) => match stored(&row)? {
+            None => alloc::vec![],
+            Some(s) => alloc::vec![SourceChange::Remove(s)],
+        },
+        SourceChange::Edit { old, new } if schema.same_key(&old, &new) => match stored(&old)? {
+            None => alloc::vec![SourceChange::Add(new)],
+            Some(s) => edit(s, new),
+        },
+        SourceChange::Edit { old, new } => {
+            let old = stored(&old)?;
+            let occupant = absent(&new)?;
+            let mut steps = Vec::with_capacity(2);
+            if let Some(s) = old {
+                steps.push(SourceChange::Remove(s));
+            }
+            match occupant {
+                None => steps.push(SourceChange::Add(new)),
+                Some(o) => steps.extend(edit(o, new)),
+            }
+            steps
+        }
+    })
+}

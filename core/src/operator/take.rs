@@ -1,0 +1,352 @@
+//! Take: the level's `limit`, per partition (per parent on a child level).
+//!
+//! State per partition: `size`, the number of rows in the window, and `bound`,
+//! the window's last row. The window is always the first `min(limit, n)` rows of
+//! the partition's input, so at every moment the output holds at most `limit`
+//! rows: a displaced row is removed before its replacement is added.
+//!
+//! Delta rule (`<`, `>` in the level's order; "post" = the input after the change,
+//! which the input's fetches already reflect while the change is pushed):
+//!
+//! ```text
+//! Add(r),    size < limit      -> Add(r); size += 1; bound = max(bound, r)
+//! Add(r),    full, r > bound   -> nothing
+//! Add(r),    full, r < bound   -> Remove(bound), Add(r); bound = last post row < old bound
+//! Remove(r), r > bound         -> nothing
+//! Remove(r), r <= bound        -> if a post row n > bound exists: Remove(r), Add(n); bound = n
+//!                                 else Remove(r); size -= 1; if r = bound: bound = last post row < r
+//! Edit(o, n), o <= bound       -> n < bound: Edit (bound = last post row < bound if o was it)
+//!                                 n = bound position: Edit; bound = n
+//!                                 n > bound: let f = first post row > bound;
+//!                                   f is n: Edit; bound = n
+//!                                   else:   Remove(o), Add(f); bound = f
+//! Edit(o, n), o > bound        -> n > bound: nothing
+//!                                 n < bound: Remove(bound), Add(n); bound = last post row < old bound
+//! Edit moving between partitions -> Remove(o) in its partition, then Add(n) in the other
+//! Child(r, ..)                 -> forwarded when r <= bound
+//! ```
+//!
+//! A partition is hydrated by its first fetch; changes to a partition that was
+//! never fetched are dropped (nothing downstream holds its rows).
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::ops::ControlFlow;
+
+use hashbrown::HashMap;
+
+use super::{Ctx, Fetch, Operator, Sink, first};
+use crate::change::{Change, Node};
+use crate::error::EngineError;
+use crate::ordering::SortOrder;
+use crate::source::{Start, StartBasis};
+use crate::value::{Row, Value};
+
+#[derive(Debug)]
+struct State {
+    size: usize,
+    bound: Option<Row>,
+}
+
+pub(crate) struct Take {
+    input: Box<dyn Operator>,
+    order: SortOrder,
+    limit: usize,
+    /// Columns whose values select the partition (empty at the root).
+    partition: Vec<usize>,
+    states: HashMap<Vec<Value>, State>,
+}
+
+const VANISHED: &str = "take: a row inside the window is missing from its input";
+
+impl Take {
+    pub(crate) fn new(
+        input: Box<dyn Operator>,
+        order: SortOrder,
+        limit: usize,
+        partition: Vec<usize>,
+    ) -> Take {
+        Take {
+            input,
+            order,
+            limit,
+            partition,
+            states: HashMap::new(),
+        }
+    }
+
+    fn key_of(&self, row: &[Value]) -> Vec<Value> {
+        self.partition.iter().map(|&c| row[c].clone()).collect()
+    }
+
+    fn key_of_constraint(&self, constraint: &[(usize, Value)]) -> Result<Vec<Value>, EngineError> {
+        self.partition
+            .iter()
+            .map(|c| {
+                constraint
+                    .iter()
+                    .find(|(k, _)| k == c)
+                    .map(|(_, v)| v.clone())
+                    .ok_or(EngineError::Internal(
+                        "take: fetch does not name its partition",
+                    ))
+            })
+            .collect()
+    }
+
+    /// The first input row of partition `key` from `row` (at or after it) in the
+    /// given direction.
+    fn first_from(
+        &mut self,
+        cx: &Ctx<'_>,
+        key: &[Value],
+        row: &Row,
+        basis: StartBasis,
+        reverse: bool,
+    ) -> Result<Option<Node>, EngineError> {
+        let req = Fetch {
+            constraint: self
+                .partition
+                .iter()
+                .copied()
+                .zip(key.iter().cloned())
+                .collect(),
+            start: Some(Start {
+                row: row.clone(),
+                basis,
+            }),
+            reverse,
+        };
+        first(&mut *self.input, cx, &req)
+    }
+
+    fn set_bound(&mut self, key: &[Value], bound: Option<Row>) {
+        if let Some(st) = self.states.get_mut(key) {
+            st.bound = bound;
+        }
+    }
+
+    fn add(&mut self, cx: &Ctx<'_>, node: Node, out: &mut Vec<Change>) -> Result<(), EngineError> {
+        let key = self.key_of(&node.row);
+        let limit = self.limit;
+        let order = &self.order;
+        let Some(st) = self.states.get_mut(&key) else {
+            return Ok(());
+        };
+        if st.size < limit {
+            st.size += 1;
+            if st
+                .bound
+                .as_ref()
+                .is_none_or(|b| order.compare(&node.row, b).is_gt())
+            {
+                st.bound = Some(node.row.clone());
+            }
+            out.push(Change::Add(node));
+            return Ok(());
+        }
+        let Some(bound) = st.bound.clone() else {
+            return Err(EngineError::Internal("take: full window without a bound"));
+        };
+        if order.compare(&node.row, &bound).is_gt() {
+            return Ok(());
+        }
+        let displaced = self
+            .first_from(cx, &key, &bound, StartBasis::At, false)?
+            .ok_or(EngineError::Internal(VANISHED))?;
+        let new_bound = self
+            .first_from(cx, &key, &bound, StartBasis::After, true)?
+            .ok_or(EngineError::Internal(VANISHED))?;
+        self.set_bound(&key, Some(new_bound.row));
+        out.push(Change::Remove(displaced));
+        out.push(Change::Add(node));
+        Ok(())
+    }
+
+    fn remove(
+        &mut self,
+        cx: &Ctx<'_>,
+        node: Node,
+        out: &mut Vec<Change>,
+    ) -> Result<(), EngineError> {
+        let key = self.key_of(&node.row);
+        let Some(bound) = self.states.get(&key).and_then(|st| st.bound.clone()) else {
+            return Ok(());
+        };
+        let pos = self.order.compare(&node.row, &bound);
+        if pos.is_gt() {
+            return Ok(());
+        }
+        if let Some(next) = self.first_from(cx, &key, &bound, StartBasis::After, false)? {
+            self.set_bound(&key, Some(next.row.clone()));
+            out.push(Change::Remove(node));
+            out.push(Change::Add(next));
+            return Ok(());
+        }
+        let new_bound = if pos.is_eq() {
+            self.first_from(cx, &key, &bound, StartBasis::After, true)?
+                .map(|n| n.row)
+        } else {
+            Some(bound)
+        };
+        if let Some(st) = self.states.get_mut(&key) {
+            st.size = st.size.saturating_sub(1);
+            st.bound = new_bound;
+        }
+        out.push(Change::Remove(node));
+        Ok(())
+    }
+
+    fn edit(
+        &mut self,
+        cx: &Ctx<'_>,
+        old: Node,
+        new: Node,
+        out: &mut Vec<Change>,
+    ) -> Result<(), EngineError> {
+        let key = self.key_of(&old.row);
+        let Some(bound) = self.states.get(&key).and_then(|st| st.bound.clone()) else {
+            return Ok(());
+        };
+        let old_pos = self.order.compare(&old.row, &bound);
+        let new_pos = self.order.compare(&new.row, &bound);
+        if old_pos.is_le() {
+            match new_pos {
+                core::cmp::Ordering::Less => {
+                    if old_pos.is_eq() {
+                        let nb = self
+                            .first_from(cx, &key, &bound, StartBasis::After, true)?
+                            .ok_or(EngineError::Internal(VANISHED))?;
+                        self.set_bound(&key, Some(nb.row));
+                    }
+                    out.push(Change::Edit { old, new });
+                }
+                core::cmp::Ordering::Equal => {
+                    self.set_bound(&key, Some(new.row.clone()));
+                    out.push(Change::Edit { old, new });
+                }
+                core::cmp::Ordering::Greater => {
+                    let f = self
+                        .first_from(cx, &key, &bound, StartBasis::After, false)?
+                        .ok_or(EngineError::Internal(VANISHED))?;
+                    if self.order.compare(&f.row, &new.row).is_eq() {
+                        self.set_bound(&key, Some(new.row.clone()));
+                        out.push(Change::Edit { old, new });
+                    } else {
+                        self.set_bound(&key, Some(f.row.clone()));
+                        out.push(Change::Remove(old));
+                        out.push(Change::Add(f));
+                    }
+                }
+            }
+        } else if new_pos.is_lt() {
+            let displaced = self
+                .first_from(cx, &key, &bound, StartBasis::At, false)?
+                .ok_or(EngineError::Internal(VANISHED))?;
+            let nb = self
+                .first_from(cx, &key, &bound, StartBasis::After, true)?
+                .ok_or(EngineError::Internal(VANISHED))?;
+            self.set_bound(&key, Some(nb.row));
+            out.push(Change::Remove(displaced));
+            out.push(Change::Add(new));
+        }
+        Ok(())
+    }
+}
+
+impl Operator for Take {
+    fn fetch(&mut self, cx: &Ctx<'_>, req: &Fetch, sink: &mut Sink<'_>) -> Result<(), EngineError> {
+        if self.limit == 0 {
+            return Ok(());
+        }
+        let key = self.key_of_constraint(&req.constraint)?;
+        let Some(st) = self.states.get(&key) else {
+            // First fetch of this partition: read the whole window, even if the
+            // caller stops early, and remember it.
+            if req.start.is_some() || req.reverse {
+                return Err(EngineError::Internal(
+                    "take: a partition's first fetch must be a plain forward read",
+                ));
+            }
+            let limit = self.limit;
+            let mut size = 0usize;
+            let mut bound = None;
+            let mut open = true;
+            self.input.fetch(cx, req, &mut |n| {
+                size += 1;
+                bound = Some(n.row.clone());
+                if open && sink(n)?.is_break() {
+                    open = false;
+                }
+                Ok(if size >= limit {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                })
+            })?;
+            self.states.insert(key, State { size, bound });
+            return Ok(());
+        };
+        let Some(bound) = st.bound.clone() else {
+            return Ok(());
+        };
+        let order = &self.order;
+        if req.reverse {
+            let start = match &req.start {
+                Some(s) if order.compare(&s.row, &bound).is_le() => s.clone(),
+                _ => Start {
+                    row: bound,
+                    basis: StartBasis::At,
+                },
+            };
+            let req = Fetch {
+                constraint: req.constraint.clone(),
+                start: Some(start),
+                reverse: true,
+            };
+            self.input.fetch(cx, &req, sink)
+        } else {
+            self.input.fetch(cx, req, &mut |n| {
+                if order.compare(&n.row, &bound).is_gt() {
+                    Ok(ControlFlow::Break(()))
+                } else {
+                    sink(n)
+                }
+            })
+        }
+    }
+
+    fn push(&mut self, cx: &Ctx<'_>, out: &mut Vec<Change>) -> Result<(), EngineError> {
+        let mut changes = Vec::new();
+        self.input.push(cx, &mut changes)?;
+        if self.limit == 0 {
+            return Ok(());
+        }
+        for c in changes {
+            match c {
+                Change::Add(n) => self.add(cx, n, out)?,
+                Change::Remove(n) => self.remove(cx, n, out)?,
+                Change::Edit { old, new } => {
+                    if self.key_of(&old.row) == self.key_of(&new.row) {
+                        self.edit(cx, old, new, out)?;
+                    } else {
+                        self.remove(cx, old, out)?;
+                        self.add(cx, new, out)?;
+                    }
+                }
+                Change::Child { ref row, .. } => {
+                    let key = self.key_of(row);
+                    let inside = self
+                        .states
+                        .get(&key)
+                        .and_then(|st| st.bound.as_ref())
+                        .is_some_and(|b| self.order.compare(row, b).is_le());
+                    if inside {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,381 @@
+//! The in-memory source: rows in ordered sets, one index per requested order.
+
+use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::ops::{Bound as RangeBound, ControlFlow};
+
+use hashbrown::HashMap;
+
+use super::{Catalog, FetchRequest, Source, StartBasis, TableId};
+use crate::change::SourceChange;
+use crate::error::{ChangeError, SchemaError, SourceError};
+use crate::ordering::{SortOrder, SortedRow};
+use crate::schema::TableSchema;
+use crate::value::{Row, Value};
+
+/// An ordered index: for each value of the constraint columns, the rows with
+/// those values in `order`.
+#[derive(Debug)]
+struct Index {
+    order: Arc<SortOrder>,
+    constraint: Vec<usize>,
+    partitions: HashMap<Vec<Value>, BTreeSet<SortedRow>>,
+}
+
+impl Index {
+    fn key_of(&self, row: &[Value]) -> Vec<Value> {
+        self.constraint.iter().map(|&c| row[c].clone()).collect()
+    }
+
+    fn insert(&mut self, row: &Row) {
+        let key = self.key_of(row);
+        self.partitions
+            .entry(key)
+            .or_default()
+            .insert(SortedRow::new(row.clone(), &self.order));
+    }
+
+    fn remove(&mut self, row: &Row) {
+        let key = self.key_of(row);
+        if let Some(set) = self.partitions.get_mut(&key) {
+            set.remove(&SortedRow::new(row.clone(), &self.order));
+            if set.is_empty() {
+                self.partitions.remove(&key);
+            }
+        }
+    }
+}
+
+/// One table held in memory.
+///
+/// Rows live in a set ordered by primary key; [`Source::prepare`] adds an index
+/// per (order, constraint columns) pair so fetches are range scans. A fetch of a
+/// shape never prepared is answered by sorting the matching rows, which is
+/// correct but linear in the table.
+#[derive(Debug)]
+pub struct MemorySource {
+    schema: TableSchema,
+    pk_order: Arc<SortOrder>,
+    primary: BTreeSet<SortedRow>,
+    indexes: Vec<Index>,
+}
+
+impl MemorySource {
+    /// An empty table.
+    pub fn new(schema: TableSchema) -> MemorySource {
+        let pk_order = Arc::new(SortOrder::primary_key(&schema));
+        MemorySource {
+            schema,
+            pk_order,
+            primary: BTreeSet::new(),
+            indexes: Vec::new(),
+        }
+    }
+
+    /// Loads a row, checking its shape and that its key is new.
+    ///
+    /// For initial data: rows inserted here are not pushed through any live
+    /// query (an [`crate::Engine`] owns its catalog, so it cannot happen behind
+    /// its back).
+    pub fn insert(&mut self, row: Row) -> Result<(), ChangeError> {
+        self.schema.check_row(&row)?;
+        if self
+            .primary
+            .contains(&SortedRow::new(row.clone(), &self.pk_order))
+        {
+            return Err(ChangeError::DuplicateKey {
+                table: self.schema.name_arc().clone(),
+                key: self.schema.key_of(&row),
+            });
+        }
+        self.add(&row);
+        Ok(())
+    }
+
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.primary.len()
+    }
+
+    /// True when the table has no rows.
+    pub fn is_empty(&self) -> bool {
+        self.primary.is_empty()
+    }
+
+    /// Every row in primary-key order.
+    pub fn rows(&self) -> impl Iterator<Item = &Row> {
+        self.primary.iter().map(|s| &s.row)
+    }
+
+    /// Number of secondary indexes built so far.
+    pub fn index_count(&self) -> usize {
+        self.indexes.len()
+    }
+
+    fn add(&mut self, row: &Row) {
+        self.primary
+            .insert(SortedRow::new(row.clone(), &self.pk_order));
+        for ix in &mut self.indexes {
+            ix.insert(row);
+        }
+    }
+
+    fn probe(&self, key: &[Value]) -> SortedRow {
+        let mut cells = alloc::vec![Value::Null; self.schema.columns().len()];
+        for (&c, v) in self.schema.primary_key().iter().zip(key) {
+            cells[c] = v.clone();
+        }
+        SortedRow::new(Row::new(cells), &self.pk_order)
+    }
+
+    fn inconsistent(&self, reason: &'static str) -> SourceError {
+        SourceError::Inconsistent {
+            table: self.schema.name_arc().clone(),
+            reason,
+        }
+    }
+}
+
+/// Scans one ordered set from the request's start in its direction.
+fn scan(
+    set: &BTreeSet<SortedRow>,
+    order: &Arc<SortOrder>,
+    req: &FetchRequest<'_>,
+    check_constraint: bool,
+    sink: &mut dyn FnMut(&Row) -> ControlFlow<()>,
+) {
+    let probe = req.start.map(|s| SortedRow::new(s.row.clone(), order));
+    let bound = |p: &SortedRow, basis: StartBasis| match basis {
+        StartBasis::At => RangeBound::Included(p.clone()),
+        StartBasis::After => RangeBound::Excluded(p.clone()),
+    };
+    let range = match (&probe, req.start, req.reverse) {
+        (Some(p), Some(s), false) => (bound(p, s.basis), RangeBound::Unbounded),
+        (Some(p), Some(s), true) => (RangeBound::Unbounded, bound(p, s.basis)),
+        _ => (RangeBound::Unbounded, RangeBound::Unbounded),
+    };
+    let mut visit = |s: &SortedRow| {
+        if check_constraint && !req.constraint.iter().all(|(c, v)| s.row[*c] == *v) {
+            return ControlFlow::Continue(());
+        }
+        sink(&s.row)
+    };
+    if req.reverse {
+        for s in set.range(range).rev() {
+            if visit(s).is_break() {
+                return;
+            }
+        }
+    } else {
+        for s in set.range(range) {
+            if visit(s).is_break() {
+                return;
+            }
+        }
+    }
+}
+
+impl Source for MemorySource {
+    fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
+
+    fn prepare(&mut self, order: &SortOrder, constraint_columns: &[usize]) {
+        let order = order.clone().completed(&self.schema);
+        if constraint_columns.is_empty() && order == *self.pk_order {
+            return;
+        }
+        if self
+            .indexes
+            .iter()
+            .any(|ix| *ix.order == order && ix.constraint == constraint_columns)
+        {
+            return;
+        }
+        let mut ix = Index {
+            order: Arc::new(order),
+            constraint: constraint_columns.to_vec(),
+            partitions: HashMap::new(),
+        };
+        for s in &self.primary {
+            ix.insert(&s.row);
+        }
+        self.indexes.push(ix);
+    }
+
+    fn fetch(
+        &self,
+        req: &FetchRequest<'_>,
+        sink: &mut dyn FnMut(&Row) -> ControlFlow<()>,
+    ) -> Result<(), SourceError> {
+        if *req.order == *self.pk_order && req.constraint.is_empty() {
+            scan(&self.primary, &self.pk_order, req, false, sink);
+            return Ok(());
+        }
+        let mut cols: Vec<usize> = req.constraint.iter().map(|(c, _)| *c).collect();
+        cols.sort_unstable();
+        cols.dedup();
+        if let Some(ix) = self
+            .indexes
+            .iter()
+            .find(|ix| *ix.order == *req.order && ix.constraint == cols)
+        {
+            // Partition key in the index's column order; a constraint naming a
+            // column twice with different values matches nothing.
+            let mut key = Vec::with_capacity(cols.len());
+            for c in &cols {
+                let mut vals = req
+                    .constraint
+                    .iter()
+                    .filter(|(k, _)| k == c)
+                    .map(|(_, v)| v);
+                let v = vals.next().cloned().unwrap_or(Value::Null);
+                if vals.any(|w| *w != v) {
+                    return Ok(());
+                }
+                key.push(v);
+            }
+            if let Some(set) = ix.partitions.get(&key) {
+                scan(set, &ix.order, req, false, sink);
+            }
+            return Ok(());
+        }
+        if let Some(ix) = self
+            .indexes
+            .iter()
+            .find(|ix| *ix.order == *req.order && ix.constraint.is_empty())
+        {
+            if let Some(set) = ix.partitions.get(&Vec::new()) {
+                scan(set, &ix.order, req, true, sink);
+            }
+            return Ok(());
+        }
+        // Not prepared: sort the matching rows.
+        let mut rows: Vec<&Row> = self
+            .primary
+            .iter()
+            .map(|s| &s.row)
+            .filter(|r| req.admits(r))
+            .collect();
+        rows.sort_by(|a, b| {
+            let o = req.order.compare(a, b);
+            if req.reverse { o.reverse() } else { o }
+        });
+        for r in rows {
+            if sink(r).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn get(&self, key: &[Value]) -> Result<Option<Row>, SourceError> {
+        if key.len() != self.schema.primary_key().len() {
+            return Ok(None);
+        }
+        Ok(self.primary.get(&self.probe(key)).map(|s| s.row.clone()))
+    }
+
+    fn apply(&mut self, change: &SourceChange) -> Result<(), SourceError> {
+        match change {
+            SourceChange::Add(row) => {
+                if self
+                    .primary
+                    .contains(&SortedRow::new(row.clone(), &self.pk_order))
+                {
+                    return Err(self.inconsistent("add of a key that is present"));
+                }
+                self.add(row);
+            }
+            SourceChange::Remove(row) => {
+                if !self
+                    .primary
+                    .remove(&SortedRow::new(row.clone(), &self.pk_order))
+                {
+                    return Err(self.inconsistent("remove of a key that is absent"));
+                }
+                for ix in &mut self.indexes {
+                    ix.remove(row);
+                }
+            }
+            SourceChange::Edit { old, new } => {
+                if !self.schema.same_key(old, new) {
+                    return Err(self.inconsistent("edit that changes the primary key"));
+                }
+                let Some(stored) = self
+                    .primary
+                    .take(&SortedRow::new(old.clone(), &self.pk_order))
+                else {
+                    return Err(self.inconsistent("edit of a key that is absent"));
+                };
+                for ix in &mut self.indexes {
+                    ix.remove(&stored.row);
+                }
+                self.add(new);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A catalog of in-memory tables.
+#[derive(Debug, Default)]
+pub struct MemoryCatalog {
+    sources: Vec<MemorySource>,
+    names: BTreeMap<Arc<str>, TableId>,
+}
+
+impl MemoryCatalog {
+    /// An empty catalog.
+    pub fn new() -> MemoryCatalog {
+        MemoryCatalog::default()
+    }
+
+    /// Adds an empty table.
+    pub fn add_table(&mut self, schema: TableSchema) -> Result<TableId, SchemaError> {
+        if self.names.contains_key(schema.name()) {
+            return Err(SchemaError::DuplicateTable {
+                table: schema.name().into(),
+            });
+        }
+        let id = TableId(self.sources.len());
+        self.names.insert(schema.name_arc().clone(), id);
+        self.sources.push(MemorySource::new(schema));
+        Ok(id)
+    }
+
+    /// Loads a row into a table (see [`MemorySource::insert`]).
+    pub fn insert(&mut self, table: &str, row: Row) -> Result<(), ChangeError> {
+        let Some(&id) = self.names.get(table) else {
+            return Err(ChangeError::UnknownTable {
+                table: table.into(),
+            });
+        };
+        self.sources[id.0].insert(row)
+    }
+
+    /// A table by name.
+    pub fn table(&self, name: &str) -> Option<&MemorySource> {
+        self.names.get(name).map(|id| &self.sources[id.0])
+    }
+
+    /// Every table, in the order they were added.
+    pub fn tables(&self) -> impl Iterator<Item = &MemorySource> {
+        self.sources.iter()
+    }
+}
+
+impl Catalog for MemoryCatalog {
+    fn table_id(&self, name: &str) -> Option<TableId> {
+        self.names.get(name).copied()
+    }
+
+    fn source(&self, id: TableId) -> &dyn Source {
+        &self.sources[id.0]
+    }
+
+    fn source_mut(&mut self, id: TableId) -> &mut dyn Source {
+        &mut self.sources[id.0]
+    }
+}
