@@ -1,0 +1,26 @@
+//! Rindle's proof machinery, shared by every crate's tests.
+//!
+//! - [`oracle`]: an AST compiled into one SQLite `SELECT` returning the whole
+//!   nested result as JSON — the fresh-query answer, written independently of
+//!   the engine;
+//! - [`generate`]: proptest generators for schemas with relationships, rows, queries
+//!   inside the supported subset, and write streams;
+//! - [`harness`]: runs a [`harness::Subject`] (memory, and later SQLite, redb,
+//!   the Cluster, the daemon) against the oracle after hydration and after every
+//!   transaction, and reports a minimized mismatch;
+//! - [`dataset`]: the issue tracker of BENCHMARKS.md at every scale;
+//! - [`data`] and [`render`]: the backend-neutral JSON forms of tables, writes
+//!   and results, shared with the `rindle-scenario` runner.
+
+pub mod data;
+pub mod dataset;
+pub mod generate;
+pub mod harness;
+pub mod oracle;
+pub mod render;
+
+pub use data::{DataError, Model, Scenario, TableData, Write, WriteOp};
+pub use dataset::{IssueTracker, Scale};
+pub use generate::{CaseConfig, QueryConfig, SchemaConfig};
+pub use harness::{MemorySubject, Mismatch, Subject, SubjectError, check_subject, run_case};
+pub use oracle::{Oracle, OracleError};
