@@ -8,10 +8,12 @@
 //! - [`harness`]: runs a [`harness::Subject`] (memory, and later SQLite, redb,
 //!   the Cluster, the daemon) against the oracle after hydration and after every
 //!   transaction, and reports a minimized mismatch;
+//! - [`conformance`]: the `Source` conformance suite every backend must pass;
 //! - [`dataset`]: the issue tracker of BENCHMARKS.md at every scale;
 //! - [`data`] and [`render`]: the backend-neutral JSON forms of tables, writes
 //!   and results, shared with the `rindle-scenario` runner.
 
+pub mod conformance;
 pub mod data;
 pub mod dataset;
 pub mod generate;
