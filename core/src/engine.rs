@@ -178,7 +178,14 @@ impl<C: Catalog> Engine<C> {
                 continue;
             }
             let mut out = Vec::new();
-            match q.pipeline.root.push(&cx, &mut out) {
+            let drained = loop {
+                match q.pipeline.root.pull(&cx) {
+                    Ok(Some(c)) => out.push(c),
+                    Ok(None) => break Ok(()),
+                    Err(e) => break Err(e),
+                }
+            };
+            match drained {
                 Ok(()) => q.pending.append(&mut out),
                 Err(e) => failed.push((*id, e)),
             }

@@ -67,7 +67,7 @@ pub use ast::{
     Aggregate, Ast, Bound, Condition, CorrelatedSubquery, Correlation, Direction, ExistsOp,
     Literal, Query, SimpleOp, StaticField, ValuePosition, and, col, exists, not_exists, or,
 };
-pub use build::{MAX_AST_DEPTH, Pipeline, ViewFormat, build_pipeline};
+pub use build::{LevelKind, MAX_AST_DEPTH, Pipeline, ViewFormat, build_pipeline};
 pub use change::{Change, Node, SourceChange};
 pub use engine::{ChangeMode, Engine, QueryEvent, QueryId};
 pub use error::{

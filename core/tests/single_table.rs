@@ -468,34 +468,6 @@ fn build_errors_name_the_problem() {
 }
 
 #[test]
-fn shapes_outside_this_subset_are_refused_with_a_reason() {
-    let mut cat = issues(&[]);
-    let unsupported = |j: serde_json::Value, cat: &mut MemoryCatalog| match build_pipeline(
-        &ast(j.clone()),
-        cat,
-    ) {
-        Err(BuildError::Unsupported { reason, .. }) => reason,
-        other => panic!("{j}: {other:?}"),
-    };
-    let csq = json!({"correlation":{"parentField":["id"],"childField":["owner"]},"subquery":{"table":"issue","alias":"kids"}});
-    assert!(unsupported(json!({"table":"issue","related":[csq]}), &mut cat).contains("related"));
-    assert!(
-        unsupported(json!({"table":"issue","aggregate":"count"}), &mut cat).contains("aggregate")
-    );
-    assert!(
-        unsupported(json!({"table":"issue","groupBy":["owner"]}), &mut cat).contains("groupBy")
-    );
-    assert!(unsupported(json!({"table":"issue","select":["id"]}), &mut cat).contains("select"));
-    assert!(
-        unsupported(
-            json!({"table":"issue","where":{"type":"correlatedSubquery","op":"EXISTS","related":csq}}),
-            &mut cat
-        )
-        .contains("EXISTS")
-    );
-}
-
-#[test]
 fn too_deep_and_malformed_correlations_are_refused() {
     let mut cat = issues(&[]);
     let mut cond = Condition::And { conditions: vec![] };

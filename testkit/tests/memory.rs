@@ -12,3 +12,13 @@ fn memory_engine_matches_the_oracle_on_single_table_queries() {
         256,
     );
 }
+
+#[test]
+fn memory_engine_matches_the_oracle_on_the_full_subset() {
+    check_subject(
+        MemorySubject::new,
+        CaseConfig::full(),
+        "proptest-regressions/memory_full.txt",
+        256,
+    );
+}

@@ -18,7 +18,6 @@
 //! own state reflects it. Connections that have not received the change yet keep
 //! seeing the table without it.
 
-use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
 use super::{Ctx, Fetch, Operator, Sink};
@@ -134,32 +133,28 @@ impl Operator for Connection {
         Ok(())
     }
 
-    fn push(&mut self, cx: &Ctx<'_>, out: &mut Vec<Change>) -> Result<(), EngineError> {
-        let Some(p) = cx.push.filter(|p| p.table == self.table) else {
-            return Ok(());
+    fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
+        let Some(p) = cx
+            .push
+            .filter(|p| p.table == self.table && p.seq != self.seen)
+        else {
+            return Ok(None);
         };
         self.seen = p.seq;
-        match p.change {
-            SourceChange::Add(r) => {
-                if self.passes(r) {
-                    out.push(Change::Add(Node::leaf(r.clone())));
-                }
-            }
-            SourceChange::Remove(r) => {
-                if self.passes(r) {
-                    out.push(Change::Remove(Node::leaf(r.clone())));
-                }
-            }
+        Ok(match p.change {
+            SourceChange::Add(r) => self.passes(r).then(|| Change::Add(Node::leaf(r.clone()))),
+            SourceChange::Remove(r) => self
+                .passes(r)
+                .then(|| Change::Remove(Node::leaf(r.clone()))),
             SourceChange::Edit { old, new } => match (self.passes(old), self.passes(new)) {
-                (true, true) => out.push(Change::Edit {
+                (true, true) => Some(Change::Edit {
                     old: Node::leaf(old.clone()),
                     new: Node::leaf(new.clone()),
                 }),
-                (true, false) => out.push(Change::Remove(Node::leaf(old.clone()))),
-                (false, true) => out.push(Change::Add(Node::leaf(new.clone()))),
-                (false, false) => {}
+                (true, false) => Some(Change::Remove(Node::leaf(old.clone()))),
+                (false, true) => Some(Change::Add(Node::leaf(new.clone()))),
+                (false, false) => None,
             },
-        }
-        Ok(())
+        })
     }
 }

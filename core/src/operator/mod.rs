@@ -6,15 +6,25 @@
 //!
 //! - `fetch` reads the operator's current output in order (hydration, and the
 //!   look-ups operators make while processing a change);
-//! - `push` processes the base-table change the engine is pushing (held in the
-//!   [`Ctx`]): an operator first pushes its inputs, which return their output
-//!   changes, then turns those into its own output changes.
+//! - `pull` hands out, one at a time, the output changes caused by the
+//!   base-table change the engine is pushing (held in the [`Ctx`]); an operator
+//!   pulls its inputs to compute them.
+//!
+//! The pull protocol is what keeps look-ups consistent: while a change is being
+//! pushed, an operator's `fetch` reflects exactly the output changes its consumer
+//! has pulled so far, so a consumer that looks its input up between two pulled
+//! changes sees the state those changes describe. Every operator drains its
+//! inputs (pulls until `None`) within a push, so the next push starts clean.
 //!
 //! Each operator's module states its delta rule: how output changes follow from
 //! input changes so that the output stays equal to the operator applied to its
 //! current input.
 
 pub(crate) mod connection;
+pub(crate) mod gate;
+pub(crate) mod group;
+pub(crate) mod join;
+pub(crate) mod reduce;
 pub(crate) mod skip;
 pub(crate) mod take;
 
@@ -23,8 +33,16 @@ use core::ops::ControlFlow;
 
 use crate::change::{Change, Node, SourceChange};
 use crate::error::EngineError;
-use crate::source::{Catalog, Start, TableId};
+use crate::ordering::SortOrder;
+use crate::source::{Catalog, Start, StartBasis, TableId};
 use crate::value::Value;
+
+impl Ctx<'_> {
+    /// The sequence number of the push in flight, if any.
+    pub(crate) fn seq(&self) -> Option<u64> {
+        self.push.map(|p| p.seq)
+    }
+}
 
 /// The change being pushed, if any.
 #[derive(Clone, Copy)]
@@ -52,6 +70,42 @@ pub(crate) struct Fetch {
     pub(crate) reverse: bool,
 }
 
+impl Fetch {
+    /// A forward read of the rows whose `cols` equal `key`.
+    pub(crate) fn constrained(cols: &[usize], key: &[Value]) -> Fetch {
+        Fetch {
+            constraint: cols.iter().copied().zip(key.iter().cloned()).collect(),
+            ..Fetch::default()
+        }
+    }
+
+    /// Whether `row` is inside this request's constraint and start bound, for
+    /// an input ordered by `order`.
+    pub(crate) fn admits(&self, order: &SortOrder, row: &[Value]) -> bool {
+        if !self.constraint.iter().all(|(c, v)| row[*c] == *v) {
+            return false;
+        }
+        match &self.start {
+            None => true,
+            Some(s) => {
+                let o = order.compare(row, &s.row);
+                let o = if self.reverse { o.reverse() } else { o };
+                match s.basis {
+                    StartBasis::At => o.is_ge(),
+                    StartBasis::After => o.is_gt(),
+                }
+            }
+        }
+    }
+}
+
+/// The values of `cols` in `row`, or `None` when one is null (null never
+/// correlates).
+pub(crate) fn key_of(row: &[Value], cols: &[usize]) -> Option<Vec<Value>> {
+    let key: Vec<Value> = cols.iter().map(|&c| row[c].clone()).collect();
+    (!key.iter().any(Value::is_null)).then_some(key)
+}
+
 /// Receives fetched nodes; `Break` stops the fetch early.
 pub(crate) type Sink<'s> = dyn FnMut(Node) -> Result<ControlFlow<()>, EngineError> + 's;
 
@@ -62,9 +116,9 @@ pub(crate) trait Operator {
     /// or `sink` breaks.
     fn fetch(&mut self, cx: &Ctx<'_>, req: &Fetch, sink: &mut Sink<'_>) -> Result<(), EngineError>;
 
-    /// Pushes the change in `cx.push` through the inputs and appends this
-    /// operator's resulting output changes to `out`.
-    fn push(&mut self, cx: &Ctx<'_>, out: &mut Vec<Change>) -> Result<(), EngineError>;
+    /// The next output change caused by the change in `cx.push`, or `None`
+    /// once there are no more (then the operator has drained its inputs).
+    fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError>;
 }
 
 /// The first node of a fetch, if any.

@@ -13,7 +13,6 @@
 //! A forward fetch starts at the later of the caller's start and the bound; a
 //! reverse fetch stops at the first row before the bound.
 
-use alloc::vec::Vec;
 use core::cmp::Ordering;
 use core::ops::ControlFlow;
 
@@ -100,24 +99,23 @@ impl Operator for Skip {
         self.input.fetch(cx, &req, sink)
     }
 
-    fn push(&mut self, cx: &Ctx<'_>, out: &mut Vec<Change>) -> Result<(), EngineError> {
-        let mut changes = Vec::new();
-        self.input.push(cx, &mut changes)?;
-        for c in changes {
-            match c {
+    fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
+        while let Some(c) = self.input.pull(cx)? {
+            let out = match c {
                 Change::Add(_) | Change::Remove(_) | Change::Child { .. } => {
-                    if self.passes(c.row()) {
-                        out.push(c);
-                    }
+                    self.passes(c.row()).then_some(c)
                 }
                 Change::Edit { old, new } => match (self.passes(&old.row), self.passes(&new.row)) {
-                    (true, true) => out.push(Change::Edit { old, new }),
-                    (true, false) => out.push(Change::Remove(old)),
-                    (false, true) => out.push(Change::Add(new)),
-                    (false, false) => {}
+                    (true, true) => Some(Change::Edit { old, new }),
+                    (true, false) => Some(Change::Remove(old)),
+                    (false, true) => Some(Change::Add(new)),
+                    (false, false) => None,
                 },
+            };
+            if out.is_some() {
+                return Ok(out);
             }
         }
-        Ok(())
+        Ok(None)
     }
 }

@@ -30,6 +30,7 @@
 //! never fetched are dropped (nothing downstream holds its rows).
 
 use alloc::boxed::Box;
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
@@ -55,6 +56,8 @@ pub(crate) struct Take {
     /// Columns whose values select the partition (empty at the root).
     partition: Vec<usize>,
     states: HashMap<Vec<Value>, State>,
+    /// Output changes computed but not pulled yet.
+    out: VecDeque<Change>,
 }
 
 const VANISHED: &str = "take: a row inside the window is missing from its input";
@@ -72,6 +75,7 @@ impl Take {
             limit,
             partition,
             states: HashMap::new(),
+            out: VecDeque::new(),
         }
     }
 
@@ -79,7 +83,9 @@ impl Take {
         self.partition.iter().map(|&c| row[c].clone()).collect()
     }
 
-    fn key_of_constraint(&self, constraint: &[(usize, Value)]) -> Result<Vec<Value>, EngineError> {
+    /// The partition a fetch's constraint names, if it names every partition
+    /// column.
+    fn key_of_constraint(&self, constraint: &[(usize, Value)]) -> Option<Vec<Value>> {
         self.partition
             .iter()
             .map(|c| {
@@ -87,9 +93,6 @@ impl Take {
                     .iter()
                     .find(|(k, _)| k == c)
                     .map(|(_, v)| v.clone())
-                    .ok_or(EngineError::Internal(
-                        "take: fetch does not name its partition",
-                    ))
             })
             .collect()
     }
@@ -259,10 +262,38 @@ impl Operator for Take {
         if self.limit == 0 {
             return Ok(());
         }
-        let key = self.key_of_constraint(&req.constraint)?;
+        let Some(key) = self.key_of_constraint(&req.constraint) else {
+            // A look-up across partitions (a join above fanning a change out to
+            // its parents): the input's matching rows that lie inside their
+            // partition's window.
+            let Take {
+                input,
+                order,
+                partition,
+                states,
+                ..
+            } = self;
+            return input.fetch(cx, req, &mut |n| {
+                let key: Vec<Value> = partition.iter().map(|&c| n.row[c].clone()).collect();
+                let inside = states
+                    .get(&key)
+                    .and_then(|st| st.bound.as_ref())
+                    .is_some_and(|b| order.compare(&n.row, b).is_le());
+                if inside {
+                    sink(n)
+                } else {
+                    Ok(ControlFlow::Continue(()))
+                }
+            });
+        };
         let Some(st) = self.states.get(&key) else {
             // First fetch of this partition: read the whole window, even if the
             // caller stops early, and remember it.
+            if req.constraint.len() != self.partition.len() {
+                // A look-up into a partition no parent has read: nothing of it
+                // is visible.
+                return Ok(());
+            }
             if req.start.is_some() || req.reverse {
                 return Err(EngineError::Internal(
                     "take: a partition's first fetch must be a plain forward read",
@@ -316,22 +347,27 @@ impl Operator for Take {
         }
     }
 
-    fn push(&mut self, cx: &Ctx<'_>, out: &mut Vec<Change>) -> Result<(), EngineError> {
-        let mut changes = Vec::new();
-        self.input.push(cx, &mut changes)?;
-        if self.limit == 0 {
-            return Ok(());
-        }
-        for c in changes {
+    fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
+        loop {
+            if let Some(c) = self.out.pop_front() {
+                return Ok(Some(c));
+            }
+            let Some(c) = self.input.pull(cx)? else {
+                return Ok(None);
+            };
+            if self.limit == 0 {
+                continue;
+            }
+            let mut out = Vec::new();
             match c {
-                Change::Add(n) => self.add(cx, n, out)?,
-                Change::Remove(n) => self.remove(cx, n, out)?,
+                Change::Add(n) => self.add(cx, n, &mut out)?,
+                Change::Remove(n) => self.remove(cx, n, &mut out)?,
                 Change::Edit { old, new } => {
                     if self.key_of(&old.row) == self.key_of(&new.row) {
-                        self.edit(cx, old, new, out)?;
+                        self.edit(cx, old, new, &mut out)?;
                     } else {
-                        self.remove(cx, old, out)?;
-                        self.add(cx, new, out)?;
+                        self.remove(cx, old, &mut out)?;
+                        self.add(cx, new, &mut out)?;
                     }
                 }
                 Change::Child { ref row, .. } => {
@@ -346,7 +382,7 @@ impl Operator for Take {
                     }
                 }
             }
+            self.out.extend(out);
         }
-        Ok(())
     }
 }

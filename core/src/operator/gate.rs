@@ -1,0 +1,331 @@
+//! Gate: the part of a level's `where` that involves EXISTS / NOT EXISTS —
+//! AND / OR trees mixing simple predicates with correlated subqueries (the OR
+//! fans of the reference design, evaluated as one condition tree).
+//!
+//! Each EXISTS leaf owns a child pipeline (the subquery, with its own filters,
+//! start and limit) read by correlation key. For a parent row `p` and leaf `i`,
+//! `exists_i(p)` = the child output has a row whose child fields equal `p`'s
+//! parent fields (a null field never matches). The gate passes `p` when its
+//! condition `g(p)` holds.
+//!
+//! Delta rule, for one pushed change: let `P` be the input's changes and `D_i`
+//! the net change in child-output row count per correlation key of leaf `i`.
+//! After the push the gate reads every child pipeline's new state; before it,
+//! a key `k` had `after_i(k) - D_i(k)` rows — exact, however many changes the
+//! push caused. With `g_before` / `g_after` evaluated on those counts:
+//!
+//! ```text
+//! Add(p)      -> Add(p)         if g_after(p)
+//! Remove(p)   -> Remove(p)      if g_before(p)
+//! Edit(o, n)  -> Edit / Remove(o) / Add(n) / nothing, by g_before(o), g_after(n)
+//! key k of leaf i flips (before(k) > 0 != after(k) > 0):
+//!   every input row p with parent fields = k, not already in P:
+//!               Add(p) if !g_before(p) and g_after(p); Remove(p) if the reverse
+//! ```
+//!
+//! Output changes are handed out one per pull; until a change is pulled, the
+//! gate's fetch undoes it (hides its new row, shows its old one), so a
+//! consumer's look-ups always match the changes it has taken.
+
+use alloc::boxed::Box;
+use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::vec::Vec;
+use core::ops::ControlFlow;
+
+use super::{Ctx, Fetch, Operator, Sink, key_of};
+use crate::change::{Change, Node};
+use crate::error::EngineError;
+use crate::ordering::SortOrder;
+use crate::predicate::Predicate;
+use crate::value::{Row, Value};
+
+/// A condition tree over a level's rows with EXISTS leaves.
+pub(crate) enum GateCond {
+    Pred(Predicate),
+    Exists { sub: usize, negated: bool },
+    And(Vec<GateCond>),
+    Or(Vec<GateCond>),
+}
+
+/// One EXISTS leaf: the child pipeline and the correlation.
+pub(crate) struct ExistsSub {
+    pub(crate) child: Box<dyn Operator>,
+    pub(crate) parent_keys: Vec<usize>,
+    pub(crate) child_keys: Vec<usize>,
+}
+
+/// Net child-output row count change per correlation key, per leaf.
+type Deltas = Vec<BTreeMap<Vec<Value>, i64>>;
+
+pub(crate) struct Gate {
+    input: Box<dyn Operator>,
+    order: SortOrder,
+    primary_key: Vec<usize>,
+    cond: GateCond,
+    subs: Vec<ExistsSub>,
+    /// The push whose output `pending` holds.
+    computed: u64,
+    pending: VecDeque<Change>,
+}
+
+/// Whether leaf `i`'s child output has a row for `key`, before the push when
+/// `delta` is the push's net change for that key (0: as it is now).
+fn has_rows(
+    sub: &mut ExistsSub,
+    cx: &Ctx<'_>,
+    key: &[Value],
+    delta: i64,
+) -> Result<bool, EngineError> {
+    if delta < 0 {
+        // Rows left the key: before, it had at least one.
+        return Ok(true);
+    }
+    // before = after - delta > 0  <=>  after > delta: count up to delta + 1.
+    let need = delta + 1;
+    let mut n = 0i64;
+    sub.child
+        .fetch(cx, &Fetch::constrained(&sub.child_keys, key), &mut |_| {
+            n += 1;
+            Ok(if n >= need {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })?;
+    Ok(n > delta)
+}
+
+fn eval(
+    cond: &GateCond,
+    subs: &mut [ExistsSub],
+    cx: &Ctx<'_>,
+    row: &[Value],
+    before: Option<&Deltas>,
+) -> Result<bool, EngineError> {
+    Ok(match cond {
+        GateCond::Pred(p) => p.eval(row),
+        GateCond::And(cs) => {
+            for c in cs {
+                if !eval(c, subs, cx, row, before)? {
+                    return Ok(false);
+                }
+            }
+            true
+        }
+        GateCond::Or(cs) => {
+            for c in cs {
+                if eval(c, subs, cx, row, before)? {
+                    return Ok(true);
+                }
+            }
+            false
+        }
+        GateCond::Exists { sub, negated } => {
+            let s = &mut subs[*sub];
+            let exists = match key_of(row, &s.parent_keys) {
+                None => false,
+                Some(key) => {
+                    let delta = before.and_then(|d| d[*sub].get(&key)).copied().unwrap_or(0);
+                    has_rows(s, cx, &key, delta)?
+                }
+            };
+            exists != *negated
+        }
+    })
+}
+
+impl Gate {
+    pub(crate) fn new(
+        input: Box<dyn Operator>,
+        order: SortOrder,
+        primary_key: Vec<usize>,
+        cond: GateCond,
+        subs: Vec<ExistsSub>,
+    ) -> Gate {
+        Gate {
+            input,
+            order,
+            primary_key,
+            cond,
+            subs,
+            computed: 0,
+            pending: VecDeque::new(),
+        }
+    }
+
+    fn pk(&self, row: &[Value]) -> Vec<Value> {
+        self.primary_key.iter().map(|&c| row[c].clone()).collect()
+    }
+
+    /// Drains the inputs and computes this push's output changes.
+    fn compute(&mut self, cx: &Ctx<'_>) -> Result<Vec<Change>, EngineError> {
+        let mut parent_changes = Vec::new();
+        while let Some(c) = self.input.pull(cx)? {
+            parent_changes.push(c);
+        }
+        let mut deltas: Deltas = self.subs.iter().map(|_| BTreeMap::new()).collect();
+        for (i, sub) in self.subs.iter_mut().enumerate() {
+            while let Some(c) = sub.child.pull(cx)? {
+                let mut bump = |row: &Row, by: i64| {
+                    if let Some(k) = key_of(row, &sub.child_keys) {
+                        *deltas[i].entry(k).or_insert(0) += by;
+                    }
+                };
+                match &c {
+                    Change::Add(n) => bump(&n.row, 1),
+                    Change::Remove(n) => bump(&n.row, -1),
+                    Change::Edit { old, new } => {
+                        if key_of(&old.row, &sub.child_keys) != key_of(&new.row, &sub.child_keys) {
+                            bump(&old.row, -1);
+                            bump(&new.row, 1);
+                        }
+                    }
+                    Change::Child { .. } => {}
+                }
+            }
+        }
+        let mut out = Vec::new();
+        let mut handled: BTreeSet<Vec<Value>> = BTreeSet::new();
+        for c in parent_changes {
+            match c {
+                Change::Add(n) => {
+                    handled.insert(self.pk(&n.row));
+                    if eval(&self.cond, &mut self.subs, cx, &n.row, None)? {
+                        out.push(Change::Add(n));
+                    }
+                }
+                Change::Remove(n) => {
+                    handled.insert(self.pk(&n.row));
+                    if eval(&self.cond, &mut self.subs, cx, &n.row, Some(&deltas))? {
+                        out.push(Change::Remove(n));
+                    }
+                }
+                Change::Edit { old, new } => {
+                    handled.insert(self.pk(&old.row));
+                    handled.insert(self.pk(&new.row));
+                    let b = eval(&self.cond, &mut self.subs, cx, &old.row, Some(&deltas))?;
+                    let a = eval(&self.cond, &mut self.subs, cx, &new.row, None)?;
+                    match (b, a) {
+                        (true, true) => out.push(Change::Edit { old, new }),
+                        (true, false) => out.push(Change::Remove(old)),
+                        (false, true) => out.push(Change::Add(new)),
+                        (false, false) => {}
+                    }
+                }
+                Change::Child { ref row, .. } => {
+                    if eval(&self.cond, &mut self.subs, cx, row, None)? {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        for i in 0..self.subs.len() {
+            for (key, &d) in &deltas[i] {
+                if d == 0 {
+                    continue;
+                }
+                let before = has_rows(&mut self.subs[i], cx, key, d)?;
+                let after = has_rows(&mut self.subs[i], cx, key, 0)?;
+                if before == after {
+                    continue;
+                }
+                let mut parents = Vec::new();
+                self.input.fetch(
+                    cx,
+                    &Fetch::constrained(&self.subs[i].parent_keys, key),
+                    &mut |n| {
+                        parents.push(n);
+                        Ok(ControlFlow::Continue(()))
+                    },
+                )?;
+                for p in parents {
+                    if !handled.insert(self.pk(&p.row)) {
+                        continue;
+                    }
+                    let b = eval(&self.cond, &mut self.subs, cx, &p.row, Some(&deltas))?;
+                    let a = eval(&self.cond, &mut self.subs, cx, &p.row, None)?;
+                    match (b, a) {
+                        (true, false) => out.push(Change::Remove(p)),
+                        (false, true) => out.push(Change::Add(p)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Operator for Gate {
+    fn fetch(&mut self, cx: &Ctx<'_>, req: &Fetch, sink: &mut Sink<'_>) -> Result<(), EngineError> {
+        // Undo the changes not pulled yet: hide their new rows, show old ones.
+        let mut hide: Vec<&Row> = Vec::new();
+        let mut restore: Vec<Row> = Vec::new();
+        for c in &self.pending {
+            match c {
+                Change::Add(n) => hide.push(&n.row),
+                Change::Remove(n) => restore.push(n.row.clone()),
+                Change::Edit { old, new } => {
+                    hide.push(&new.row);
+                    restore.push(old.row.clone());
+                }
+                Change::Child { .. } => {}
+            }
+        }
+        let order = &self.order;
+        restore.retain(|r| req.admits(order, r));
+        restore.sort_by(|a, b| {
+            let o = order.compare(a, b);
+            if req.reverse { o.reverse() } else { o }
+        });
+        let hide: Vec<Row> = hide.into_iter().cloned().collect();
+        let mut restore = restore.into_iter().peekable();
+        let Gate {
+            input, cond, subs, ..
+        } = self;
+        let mut stopped = false;
+        input.fetch(cx, req, &mut |n| {
+            if hide.iter().any(|h| order.compare(h, &n.row).is_eq()) {
+                return Ok(ControlFlow::Continue(()));
+            }
+            if !eval(cond, subs, cx, &n.row, None)? {
+                return Ok(ControlFlow::Continue(()));
+            }
+            while let Some(r) = restore.peek() {
+                let o = order.compare(r, &n.row);
+                let before = if req.reverse { o.is_gt() } else { o.is_lt() };
+                if before {
+                    let r = restore.next().expect("peeked");
+                    if sink(Node::leaf(r))?.is_break() {
+                        stopped = true;
+                        return Ok(ControlFlow::Break(()));
+                    }
+                } else {
+                    break;
+                }
+            }
+            let flow = sink(n)?;
+            stopped = flow.is_break();
+            Ok(flow)
+        })?;
+        if !stopped {
+            for r in restore {
+                if sink(Node::leaf(r))?.is_break() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
+        let Some(seq) = cx.seq() else {
+            return Ok(None);
+        };
+        if self.computed != seq {
+            self.computed = seq;
+            self.pending = self.compute(cx)?.into();
+        }
+        Ok(self.pending.pop_front())
+    }
+}
