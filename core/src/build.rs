@@ -335,7 +335,7 @@ impl Builder<'_> {
                     .collect::<Result<_, _>>()?,
             ),
             Condition::Simple { .. } => GateCond::Pred(Predicate::compile(c, schema)?),
-            Condition::CorrelatedSubquery { op, related, .. } => {
+            Condition::CorrelatedSubquery { op, related, flip } => {
                 let sub = &related.subquery;
                 if sub.aggregate.is_some() || sub.group_by.is_some() || sub.having.is_some() {
                     return Err(unsupported(
@@ -346,21 +346,30 @@ impl Builder<'_> {
                 let (_, child_schema) = self.table(sub)?;
                 self.tables.pop();
                 let (parent_keys, child_keys) = self.correlation(schema, &child_schema, related)?;
+                let negated = *op == ExistsOp::NotExists;
+                // A limit of one or more cannot change whether a child has rows,
+                // and limit 0 decides the answer outright.
+                if sub.limit == Some(0) {
+                    return Ok(GateCond::Pred(Predicate::Const(negated)));
+                }
                 // The gate looks parents up by correlation key when a child flips.
                 self.prepare(table, order, &parent_keys);
                 // Relationships under an EXISTS child cannot change whether it
                 // has rows; they are not materialized.
                 let mut child_ast = (**sub).clone();
                 child_ast.related.clear();
+                child_ast.limit = None;
+                child_ast.one = false;
                 let (child, _) = self.level(&child_ast, &child_keys)?;
                 subs.push(ExistsSub {
                     child,
                     parent_keys,
                     child_keys,
+                    flip: *flip && !negated,
                 });
                 GateCond::Exists {
                     sub: subs.len() - 1,
-                    negated: *op == ExistsOp::NotExists,
+                    negated,
                 }
             }
         })

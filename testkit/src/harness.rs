@@ -9,7 +9,7 @@
 use std::fmt;
 
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestRunner};
-use rindle_core::{Ast, Engine, MemoryCatalog, QueryEvent, QueryId, View};
+use rindle_core::{Ast, Condition, Engine, MemoryCatalog, QueryEvent, QueryId, View};
 use serde_json::Value as Json;
 
 use crate::data::{DataError, Model, Scenario, TableData, Write};
@@ -316,8 +316,54 @@ pub fn proptest_config(regressions: &'static str, default_cases: u32) -> Config 
     }
 }
 
+fn visit_flips(ast: &mut Ast, f: &mut dyn FnMut(&mut bool)) {
+    fn cond(c: &mut Condition, f: &mut dyn FnMut(&mut bool)) {
+        match c {
+            Condition::And { conditions } | Condition::Or { conditions } => {
+                for c in conditions {
+                    cond(c, f);
+                }
+            }
+            Condition::CorrelatedSubquery { related, flip, .. } => {
+                f(flip);
+                visit_flips(&mut related.subquery, f);
+            }
+            Condition::Simple { .. } => {}
+        }
+    }
+    if let Some(w) = &mut ast.where_ {
+        cond(w, f);
+    }
+    for r in &mut ast.related {
+        visit_flips(&mut r.subquery, f);
+    }
+}
+
+/// The query under every assignment of `flip` to its EXISTS conditions (the
+/// first `max` of them in document order; later ones keep theirs). The
+/// results must not depend on it.
+pub fn flip_variants(ast: &Ast, max: u32) -> Vec<Ast> {
+    let mut n = 0u32;
+    visit_flips(&mut ast.clone(), &mut |_| n += 1);
+    let bits = n.min(max);
+    (0..1u32 << bits)
+        .map(|mask| {
+            let mut a = ast.clone();
+            let mut i = 0u32;
+            visit_flips(&mut a, &mut |flip| {
+                if i < bits {
+                    *flip = mask & (1 << i) != 0;
+                }
+                i += 1;
+            });
+            a
+        })
+        .collect()
+}
+
 /// Checks a subject against the oracle over generated cases (schemas, data,
-/// queries and transactions drawn per `cfg`); panics with the minimized
+/// queries and transactions drawn per `cfg`), each query under every flip
+/// assignment of its first four EXISTS conditions; panics with the minimized
 /// mismatch report on failure.
 pub fn check_subject<S: Subject>(
     make: impl Fn() -> S,
@@ -327,8 +373,15 @@ pub fn check_subject<S: Subject>(
 ) {
     let mut runner = TestRunner::new(proptest_config(regressions, default_cases));
     let result = runner.run(&case_strategy(cfg), |case| {
-        let mut subject = make();
-        run_case(&mut subject, &case).map_err(|m| TestCaseError::fail(m.to_string()))
+        for query in flip_variants(&case.query, 4) {
+            let variant = Scenario {
+                query,
+                ..case.clone()
+            };
+            let mut subject = make();
+            run_case(&mut subject, &variant).map_err(|m| TestCaseError::fail(m.to_string()))?;
+        }
+        Ok(())
     });
     if let Err(e) = result {
         panic!("{e}");

@@ -26,6 +26,14 @@
 //! Output changes are handed out one per pull; until a change is pulled, the
 //! gate's fetch undoes it (hides its new row, shows its old one), so a
 //! consumer's look-ups always match the changes it has taken.
+//!
+//! Reads are parent-driven (scan the input, test each row), or child-driven
+//! when the query flips (`flip: true`) an EXISTS that every passing row must
+//! satisfy (the condition itself or one of its top-level conjuncts): read that
+//! subquery's rows, collect their correlation keys, look the parents up by key,
+//! merge them in order, and test each. Both plans pass exactly the rows
+//! satisfying the condition; only the cost differs (child-driven wins when few
+//! children match among many parents). Pushes are child-driven either way.
 
 use alloc::boxed::Box;
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -52,6 +60,8 @@ pub(crate) struct ExistsSub {
     pub(crate) child: Box<dyn Operator>,
     pub(crate) parent_keys: Vec<usize>,
     pub(crate) child_keys: Vec<usize>,
+    /// The query asked for the child-driven plan (`flip: true`).
+    pub(crate) flip: bool,
 }
 
 /// Net child-output row count change per correlation key, per leaf.
@@ -59,6 +69,8 @@ type Deltas = Vec<BTreeMap<Vec<Value>, i64>>;
 
 pub(crate) struct Gate {
     input: Box<dyn Operator>,
+    /// The flipped EXISTS leaf that drives reads, if any.
+    driver: Option<usize>,
     order: SortOrder,
     primary_key: Vec<usize>,
     cond: GateCond,
@@ -142,8 +154,23 @@ impl Gate {
         cond: GateCond,
         subs: Vec<ExistsSub>,
     ) -> Gate {
+        let driver = match &cond {
+            GateCond::Exists {
+                sub,
+                negated: false,
+            } if subs[*sub].flip => Some(*sub),
+            GateCond::And(cs) => cs.iter().find_map(|c| match c {
+                GateCond::Exists {
+                    sub,
+                    negated: false,
+                } if subs[*sub].flip => Some(*sub),
+                _ => None,
+            }),
+            _ => None,
+        };
         Gate {
             input,
+            driver,
             order,
             primary_key,
             cond,
@@ -256,8 +283,57 @@ impl Gate {
     }
 }
 
+impl Gate {
+    /// The input rows matching `req` whose correlation key has a row in the
+    /// driving subquery, in `req`'s order: the child-driven read.
+    fn child_driven(
+        &mut self,
+        cx: &Ctx<'_>,
+        i: usize,
+        req: &Fetch,
+    ) -> Result<Vec<Row>, EngineError> {
+        let sub = &mut self.subs[i];
+        let mut keys: BTreeSet<Vec<Value>> = BTreeSet::new();
+        sub.child.fetch(cx, &Fetch::default(), &mut |n| {
+            if let Some(k) = key_of(&n.row, &sub.child_keys) {
+                keys.insert(k);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        let mut rows: Vec<Row> = Vec::new();
+        for key in keys {
+            let mut by_key = req.clone();
+            let mut clash = false;
+            for (&c, v) in sub.parent_keys.iter().zip(&key) {
+                match by_key.constraint.iter().find(|(k, _)| *k == c) {
+                    Some((_, w)) if w != v => clash = true,
+                    Some(_) => {}
+                    None => by_key.constraint.push((c, v.clone())),
+                }
+            }
+            if clash {
+                continue;
+            }
+            self.input.fetch(cx, &by_key, &mut |n| {
+                rows.push(n.row);
+                Ok(ControlFlow::Continue(()))
+            })?;
+        }
+        let order = &self.order;
+        rows.sort_by(|a, b| {
+            let o = order.compare(a, b);
+            if req.reverse { o.reverse() } else { o }
+        });
+        Ok(rows)
+    }
+}
+
 impl Operator for Gate {
     fn fetch(&mut self, cx: &Ctx<'_>, req: &Fetch, sink: &mut Sink<'_>) -> Result<(), EngineError> {
+        let candidates = match self.driver {
+            Some(i) => Some(self.child_driven(cx, i, req)?),
+            None => None,
+        };
         // Undo the changes not pulled yet: hide their new rows, show old ones.
         let mut hide: Vec<&Row> = Vec::new();
         let mut restore: Vec<Row> = Vec::new();
@@ -284,7 +360,7 @@ impl Operator for Gate {
             input, cond, subs, ..
         } = self;
         let mut stopped = false;
-        input.fetch(cx, req, &mut |n| {
+        let mut visit = |n: Node| -> Result<ControlFlow<()>, EngineError> {
             if hide.iter().any(|h| order.compare(h, &n.row).is_eq()) {
                 return Ok(ControlFlow::Continue(()));
             }
@@ -307,7 +383,17 @@ impl Operator for Gate {
             let flow = sink(n)?;
             stopped = flow.is_break();
             Ok(flow)
-        })?;
+        };
+        match candidates {
+            None => input.fetch(cx, req, &mut visit)?,
+            Some(rows) => {
+                for r in rows {
+                    if visit(Node::leaf(r))?.is_break() {
+                        break;
+                    }
+                }
+            }
+        }
         if !stopped {
             for r in restore {
                 if sink(Node::leaf(r))?.is_break() {
