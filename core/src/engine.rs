@@ -97,6 +97,14 @@ impl<C: Catalog> Engine<C> {
         &self.catalog
     }
 
+    /// The catalog, mutably: for maintenance that does not change any table's
+    /// rows (adding tables, moving a backend's sources to a newly committed
+    /// snapshot after its changes were pushed). Writing rows here bypasses the
+    /// live queries and leaves them stale.
+    pub fn catalog_mut(&mut self) -> &mut C {
+        &mut self.catalog
+    }
+
     /// The catalog, handing back ownership (the queries are dropped).
     pub fn into_catalog(self) -> C {
         self.catalog
@@ -128,6 +136,29 @@ impl<C: Catalog> Engine<C> {
     /// The ids of the registered queries, ascending.
     pub fn query_ids(&self) -> impl Iterator<Item = QueryId> + '_ {
         self.queries.keys().copied()
+    }
+
+    /// The registered queries that read `table`, ascending.
+    pub fn queries_reading(&self, table: &str) -> Vec<QueryId> {
+        let Some(t) = self.catalog.table_id(table) else {
+            return Vec::new();
+        };
+        self.queries
+            .iter()
+            .filter(|(_, q)| q.pipeline.reads(t))
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Removes a query as failed: it is reported by the next
+    /// [`Engine::drain`] as [`QueryEvent::Faulted`] with `error`.
+    pub fn fault_query(&mut self, id: QueryId, error: EngineError) -> bool {
+        if self.queries.remove(&id).is_some() {
+            self.faults.push((id, error));
+            true
+        } else {
+            false
+        }
     }
 
     /// The result format of a query.

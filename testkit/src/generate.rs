@@ -75,6 +75,27 @@ pub struct CaseConfig {
     pub max_steps: usize,
     /// Writes per transaction, at most.
     pub max_burst: usize,
+    /// Whether stored floats may be -0.0 (backends that cannot keep the sign
+    /// of zero, like SQLite's REAL columns, turn this off).
+    pub negative_zero: bool,
+}
+
+impl CaseConfig {
+    /// This config, storing 0.0 wherever it would have stored -0.0.
+    pub fn without_negative_zero(mut self) -> CaseConfig {
+        self.negative_zero = false;
+        self
+    }
+}
+
+/// Replaces -0.0 with 0.0 in a JSON cell.
+fn positive_zero(cell: &mut Json) {
+    if cell
+        .as_f64()
+        .is_some_and(|f| f == 0.0 && f.is_sign_negative())
+    {
+        *cell = Json::from(0.0);
+    }
 }
 
 impl CaseConfig {
@@ -106,6 +127,7 @@ impl CaseConfig {
             max_rows: 12,
             max_steps: 12,
             max_burst: 4,
+            negative_zero: true,
         }
     }
 
@@ -136,6 +158,7 @@ impl CaseConfig {
             max_rows: 8,
             max_steps: 8,
             max_burst: 4,
+            negative_zero: true,
         }
     }
 }
@@ -753,6 +776,7 @@ fn resolve(schema: &GenSchema, model: &mut Model, table: usize, op: &Op) -> Opti
 
 /// Whole cases: a schema, initial rows, a query, and transactions.
 pub fn case_strategy(cfg: CaseConfig) -> BoxedStrategy<Scenario> {
+    let negative_zero = cfg.negative_zero;
     schema_strategy(&cfg.schema)
         .prop_flat_map(move |schema| {
             let schema = Arc::new(schema);
@@ -778,7 +802,7 @@ pub fn case_strategy(cfg: CaseConfig) -> BoxedStrategy<Scenario> {
                 query_strategy(&schema, &cfg.query),
             )
         })
-        .prop_map(|(steps, schema, rows, query)| {
+        .prop_map(move |(steps, schema, rows, query)| {
             let mut tables = schema.tables.clone();
             for (t, rows) in tables.iter_mut().zip(rows) {
                 let mut keys = std::collections::BTreeSet::new();
@@ -800,11 +824,21 @@ pub fn case_strategy(cfg: CaseConfig) -> BoxedStrategy<Scenario> {
                 })
                 .filter(|tx| !tx.is_empty())
                 .collect();
-            Scenario {
+            let mut case = Scenario {
                 tables,
                 query,
                 steps,
+            };
+            if !negative_zero {
+                for t in &mut case.tables {
+                    t.rows.iter_mut().flatten().for_each(positive_zero);
+                }
+                for w in case.steps.iter_mut().flatten() {
+                    w.row.iter_mut().for_each(positive_zero);
+                    w.old.iter_mut().flatten().for_each(positive_zero);
+                }
             }
+            case
         })
         .boxed()
 }

@@ -10,6 +10,7 @@
 //!   transaction, and reports a minimized mismatch;
 //! - [`conformance`]: the `Source` conformance suite every backend must pass;
 //! - [`dataset`]: the issue tracker of BENCHMARKS.md at every scale;
+//! - [`sqlite`]: the SQLite backend as a subject, writing with real SQL;
 //! - [`data`] and [`render`]: the backend-neutral JSON forms of tables, writes
 //!   and results, shared with the `rindle-scenario` runner.
 
@@ -20,9 +21,11 @@ pub mod generate;
 pub mod harness;
 pub mod oracle;
 pub mod render;
+pub mod sqlite;
 
 pub use data::{DataError, Model, Scenario, TableData, Write, WriteOp};
 pub use dataset::{IssueTracker, Scale};
 pub use generate::{CaseConfig, QueryConfig, SchemaConfig};
 pub use harness::{MemorySubject, Mismatch, Subject, SubjectError, check_subject, run_case};
 pub use oracle::{Oracle, OracleError};
+pub use sqlite::SqliteSubject;

@@ -1,0 +1,406 @@
+//! The write side: one writer connection, changes captured by the preupdate
+//! hook, and table registration by introspection.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rindle_core::{Column, Row, SourceChange, TableSchema};
+use rindle_replica::Backend;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization, PreUpdateCase};
+use rusqlite::{Connection, params_from_iter};
+
+use crate::SqliteError;
+use crate::convert::{column_type, quote, to_sql, to_value};
+use crate::source::{Reader, SqliteCatalog};
+
+/// What the preupdate hook records during a write transaction.
+#[derive(Default)]
+struct Capture {
+    tables: HashMap<String, TableSchema>,
+    changes: Vec<(String, SourceChange)>,
+    error: Option<SqliteError>,
+}
+
+/// Locks the capture state; a poisoned lock (a panic elsewhere) still holds
+/// consistent data, since every update is a single push or assignment.
+fn lock(c: &Mutex<Capture>) -> MutexGuard<'_, Capture> {
+    c.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn capture_row<'a>(
+    schema: &TableSchema,
+    n: i32,
+    get: &dyn Fn(i32) -> rusqlite::Result<rusqlite::types::ValueRef<'a>>,
+) -> Result<Row, SqliteError> {
+    let width = schema.columns().len();
+    if usize::try_from(n).ok() != Some(width) {
+        return Err(SqliteError::Refused {
+            table: schema.name().into(),
+            reason: format!("the table now has {n} columns, {width} were registered"),
+        });
+    }
+    let mut cells = Vec::with_capacity(width);
+    for i in 0..n {
+        let idx = usize::try_from(i).unwrap_or_default();
+        cells.push(to_value(schema, idx, get(i)?)?);
+    }
+    Ok(Row::new(cells))
+}
+
+/// The SQLite backend: a WAL database file with one writer connection.
+pub struct SqliteBackend {
+    path: PathBuf,
+    writer: Connection,
+    capture: Arc<Mutex<Capture>>,
+    /// Set while user SQL is prepared, so the authorizer can refuse what would
+    /// end the transaction or change a registered table's shape.
+    user_sql: Arc<AtomicBool>,
+    in_tx: bool,
+}
+
+impl SqliteBackend {
+    /// The database file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Runs one SQL statement with parameters inside the open transaction;
+    /// returns the number of rows it changed.
+    ///
+    /// A failing statement is undone on its own (its captured changes too) and
+    /// the transaction stays open and usable. Statements that would end or
+    /// nest transactions, attach databases, or alter, drop or add triggers to
+    /// a registered table are refused.
+    pub fn execute(
+        &mut self,
+        sql: &str,
+        params: &[rindle_core::Value],
+    ) -> Result<usize, SqliteError> {
+        let params: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
+        self.guarded(|c| Ok(c.execute(sql, params_from_iter(params))?))
+    }
+
+    /// Runs several `;`-separated statements without parameters, all or
+    /// nothing within the open transaction (see [`SqliteBackend::execute`]).
+    pub fn execute_batch(&mut self, sql: &str) -> Result<(), SqliteError> {
+        self.guarded(|c| Ok(c.execute_batch(sql)?))
+    }
+
+    fn guarded<T>(
+        &mut self,
+        f: impl FnOnce(&Connection) -> Result<T, SqliteError>,
+    ) -> Result<T, SqliteError> {
+        if !self.in_tx {
+            return Err(SqliteError::NoTransaction);
+        }
+        let mark = lock(&self.capture).changes.len();
+        self.writer.execute_batch("SAVEPOINT rindle_statement")?;
+        self.user_sql.store(true, AtomicOrdering::SeqCst);
+        let result = f(&self.writer);
+        self.user_sql.store(false, AtomicOrdering::SeqCst);
+        let captured_error = lock(&self.capture).error.take();
+        match (result, captured_error) {
+            (Ok(v), None) => {
+                self.writer.execute_batch("RELEASE rindle_statement")?;
+                Ok(v)
+            }
+            (r, e) => {
+                self.writer
+                    .execute_batch("ROLLBACK TO rindle_statement; RELEASE rindle_statement")?;
+                lock(&self.capture).changes.truncate(mark);
+                Err(e.unwrap_or_else(|| r.err().unwrap_or(SqliteError::NoTransaction)))
+            }
+        }
+    }
+
+    fn introspect(&self, name: &str) -> Result<TableSchema, SqliteError> {
+        let refuse = |reason: String| SqliteError::Refused {
+            table: name.into(),
+            reason,
+        };
+        let kind: Option<String> = self
+            .writer
+            .query_row(
+                "SELECT type FROM sqlite_schema WHERE name = ?1 AND type IN ('table', 'view')",
+                [name],
+                |r| r.get(0),
+            )
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        match kind.as_deref() {
+            None => return Err(refuse("no such table".into())),
+            Some("view") => return Err(refuse("it is a view, not a table".into())),
+            _ => {}
+        }
+        let sql: String = self.writer.query_row(
+            "SELECT coalesce(sql, '') FROM sqlite_schema WHERE name = ?1 AND type = 'table'",
+            [name],
+            |r| r.get(0),
+        )?;
+        if sql.to_ascii_uppercase().starts_with("CREATE VIRTUAL") {
+            return Err(refuse("it is a virtual table".into()));
+        }
+        let triggers: i64 = self.writer.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'trigger' AND tbl_name = ?1",
+            [name],
+            |r| r.get(0),
+        )?;
+        if triggers > 0 {
+            return Err(refuse(format!(
+                "it has {triggers} trigger(s); writes made by triggers would bypass the query keys"
+            )));
+        }
+        let mut stmt = self
+            .writer
+            .prepare("SELECT name, type, \"notnull\", pk, hidden FROM pragma_table_xinfo(?1)")?;
+        let mut cols: Vec<(String, String, bool, i64, i64)> = stmt
+            .query_map([name], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?
+            .collect::<Result<_, _>>()?;
+        if let Some((c, ..)) = cols
+            .iter()
+            .find(|(.., hidden)| *hidden == 2 || *hidden == 3)
+        {
+            return Err(refuse(format!("column `{c}` is generated")));
+        }
+        cols.retain(|(.., hidden)| *hidden == 0);
+        let mut columns = Vec::with_capacity(cols.len());
+        for (cname, declared, not_null, _, _) in &cols {
+            let ty = column_type(declared).ok_or_else(|| {
+                refuse(format!(
+                    "column `{cname}` has type `{declared}`; declare INTEGER, REAL, TEXT, BOOLEAN or JSON"
+                ))
+            })?;
+            let mut c = Column::new(cname, ty);
+            if *not_null {
+                c = c.not_null();
+            }
+            columns.push(c);
+        }
+        let mut pk: Vec<(i64, &str)> = cols
+            .iter()
+            .filter(|c| c.3 > 0)
+            .map(|c| (c.3, c.0.as_str()))
+            .collect();
+        if pk.is_empty() {
+            return Err(refuse("it has no primary key".into()));
+        }
+        pk.sort();
+        let pk: Vec<&str> = pk.into_iter().map(|(_, n)| n).collect();
+        TableSchema::new(name, columns, &pk).map_err(|e| refuse(e.to_string()))
+    }
+}
+
+impl Backend for SqliteBackend {
+    type Catalog = SqliteCatalog;
+    type Config = PathBuf;
+    type TableSpec = String;
+    type Error = SqliteError;
+
+    fn open(path: PathBuf) -> Result<(SqliteBackend, SqliteCatalog), SqliteError> {
+        let mut writer = Connection::open(&path)?;
+        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(SqliteError::Refused {
+                table: path.display().to_string(),
+                reason: format!("the database cannot use WAL journaling (it is `{mode}`)"),
+            });
+        }
+        writer.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        let capture = Arc::new(Mutex::new(Capture::default()));
+        let hook_capture = capture.clone();
+        writer.preupdate_hook(Some(
+            move |_action, db: &str, table: &str, case: &PreUpdateCase| {
+                if db != "main" {
+                    return;
+                }
+                let mut cap = lock(&hook_capture);
+                let Some(schema) = cap.tables.get(table).cloned() else {
+                    return;
+                };
+                let change = match case {
+                    PreUpdateCase::Insert(n) => capture_row(&schema, n.get_column_count(), &|i| {
+                        n.get_new_column_value(i)
+                    })
+                    .map(SourceChange::Add),
+                    PreUpdateCase::Delete(o) => capture_row(&schema, o.get_column_count(), &|i| {
+                        o.get_old_column_value(i)
+                    })
+                    .map(SourceChange::Remove),
+                    PreUpdateCase::Update {
+                        old_value_accessor: o,
+                        new_value_accessor: n,
+                    } => capture_row(&schema, o.get_column_count(), &|i| {
+                        o.get_old_column_value(i)
+                    })
+                    .and_then(|old| {
+                        capture_row(&schema, n.get_column_count(), &|i| {
+                            n.get_new_column_value(i)
+                        })
+                        .map(|new| SourceChange::Edit { old, new })
+                    }),
+                    PreUpdateCase::Unknown => return,
+                };
+                match change {
+                    Ok(c) => cap.changes.push((table.to_string(), c)),
+                    Err(e) => {
+                        if cap.error.is_none() {
+                            cap.error = Some(e);
+                        }
+                    }
+                }
+            },
+        ))?;
+        let user_sql = Arc::new(AtomicBool::new(false));
+        let (auth_flag, auth_capture) = (user_sql.clone(), capture.clone());
+        writer.authorizer(Some(move |ctx: AuthContext<'_>| {
+            if !auth_flag.load(AtomicOrdering::SeqCst) {
+                return Authorization::Allow;
+            }
+            let registered = |t: &str| lock(&auth_capture).tables.contains_key(t);
+            match ctx.action {
+                AuthAction::Transaction { .. }
+                | AuthAction::Savepoint { .. }
+                | AuthAction::Attach { .. }
+                | AuthAction::Detach { .. } => Authorization::Deny,
+                AuthAction::AlterTable { table_name, .. }
+                | AuthAction::DropTable { table_name }
+                | AuthAction::CreateTrigger { table_name, .. }
+                | AuthAction::CreateTempTrigger { table_name, .. }
+                    if registered(table_name) =>
+                {
+                    Authorization::Deny
+                }
+                _ => Authorization::Allow,
+            }
+        }))?;
+        let reader = Reader::open(&path)?;
+        Ok((
+            SqliteBackend {
+                path,
+                writer,
+                capture,
+                user_sql,
+                in_tx: false,
+            },
+            SqliteCatalog::new(reader),
+        ))
+    }
+
+    fn register_table(
+        &mut self,
+        catalog: &mut SqliteCatalog,
+        name: String,
+    ) -> Result<TableSchema, SqliteError> {
+        if self.in_tx {
+            return Err(SqliteError::Busy);
+        }
+        let schema = self.introspect(&name)?;
+        lock(&self.capture)
+            .tables
+            .insert(name.clone(), schema.clone());
+        // The reader may predate the table's creation.
+        catalog.reader().repin()?;
+        catalog.add(schema.clone());
+        Ok(schema)
+    }
+
+    fn begin(&mut self) -> Result<(), SqliteError> {
+        self.writer.execute_batch("BEGIN IMMEDIATE")?;
+        let mut cap = lock(&self.capture);
+        cap.changes.clear();
+        cap.error = None;
+        self.in_tx = true;
+        Ok(())
+    }
+
+    fn insert(&mut self, table: &TableSchema, row: &Row) -> Result<(), SqliteError> {
+        let marks: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} VALUES ({})",
+            quote(table.name()),
+            marks.join(", ")
+        );
+        self.execute(&sql, row.cells()).map(|_| ())
+    }
+
+    fn update(&mut self, table: &TableSchema, row: &Row) -> Result<(), SqliteError> {
+        let cols = table.columns();
+        let sets: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = ?{}", quote(&c.name), i + 1))
+            .collect();
+        let keys: Vec<String> = table
+            .primary_key()
+            .iter()
+            .enumerate()
+            .map(|(n, &c)| format!("{} = ?{}", quote(&cols[c].name), cols.len() + n + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {} WHERE {}",
+            quote(table.name()),
+            sets.join(", "),
+            keys.join(" AND ")
+        );
+        let mut params = row.cells().to_vec();
+        params.extend(table.key_of(row));
+        match self.execute(&sql, &params)? {
+            1 => Ok(()),
+            _ => Err(SqliteError::NoSuchRow {
+                table: table.name().into(),
+            }),
+        }
+    }
+
+    fn delete(&mut self, table: &TableSchema, row: &Row) -> Result<(), SqliteError> {
+        let cols = table.columns();
+        let keys: Vec<String> = table
+            .primary_key()
+            .iter()
+            .enumerate()
+            .map(|(n, &c)| format!("{} = ?{}", quote(&cols[c].name), n + 1))
+            .collect();
+        let sql = format!(
+            "DELETE FROM {} WHERE {}",
+            quote(table.name()),
+            keys.join(" AND ")
+        );
+        match self.execute(&sql, &table.key_of(row))? {
+            1 => Ok(()),
+            _ => Err(SqliteError::NoSuchRow {
+                table: table.name().into(),
+            }),
+        }
+    }
+
+    fn commit(&mut self) -> Result<Vec<(String, SourceChange)>, SqliteError> {
+        self.in_tx = false;
+        if let Err(e) = self.writer.execute_batch("COMMIT") {
+            let _ = self.writer.execute_batch("ROLLBACK");
+            lock(&self.capture).changes.clear();
+            return Err(e.into());
+        }
+        Ok(std::mem::take(&mut lock(&self.capture).changes))
+    }
+
+    fn rollback(&mut self) -> Result<(), SqliteError> {
+        self.in_tx = false;
+        lock(&self.capture).changes.clear();
+        if self.writer.is_autocommit() {
+            return Ok(());
+        }
+        Ok(self.writer.execute_batch("ROLLBACK")?)
+    }
+
+    fn advance(&mut self, catalog: &mut SqliteCatalog) -> Result<(), SqliteError> {
+        catalog.advance()
+    }
+}

@@ -1,0 +1,224 @@
+//! The SQLite backend as a harness subject: tables created with declared types,
+//! every write issued as a real SQL statement through `rindle_sqlite::Db`, and
+//! the query's updates applied to a view.
+
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use rindle_core::{Ast, ColumnType, QueryId, Row, Value, View};
+use rindle_sqlite::{Db, QueryHandle, SqlWrite, Update};
+use serde_json::Value as Json;
+use tempfile::TempDir;
+
+use crate::data::{Model, TableData, Write, WriteOp};
+use crate::harness::{Subject, SubjectError};
+use crate::render::view_json;
+
+fn declared(ty: ColumnType) -> &'static str {
+    match ty {
+        ColumnType::Integer => "INTEGER",
+        ColumnType::Real => "REAL",
+        ColumnType::Boolean => "BOOLEAN",
+        ColumnType::Json => "JSON",
+        _ => "TEXT",
+    }
+}
+
+fn quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// `CREATE TABLE` for a table, with declared types and its primary key.
+pub fn create_table_sql(t: &TableData) -> String {
+    let cols: Vec<String> = t
+        .columns
+        .iter()
+        .map(|c| {
+            let nn = if c.nullable { "" } else { " NOT NULL" };
+            format!("{} {}{nn}", quote(&c.name), declared(c.ty))
+        })
+        .collect();
+    let pk: Vec<String> = t.primary_key.iter().map(|k| quote(k)).collect();
+    format!(
+        "CREATE TABLE {} ({}, PRIMARY KEY ({}))",
+        quote(&t.name),
+        cols.join(", "),
+        pk.join(", ")
+    )
+}
+
+/// The SQL statement and parameters that perform a write.
+pub fn write_sql(t: &TableData, w: &Write, row: &Row, old: Option<&Row>) -> (String, Vec<Value>) {
+    let key_cols: Vec<usize> = t
+        .primary_key
+        .iter()
+        .filter_map(|k| t.columns.iter().position(|c| &c.name == k))
+        .collect();
+    let table = quote(&t.name);
+    let key_match = |offset: usize| -> String {
+        key_cols
+            .iter()
+            .enumerate()
+            .map(|(n, &c)| format!("{} = ?{}", quote(&t.columns[c].name), offset + n + 1))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let key_of = |r: &Row| -> Vec<Value> { key_cols.iter().map(|&c| r[c].clone()).collect() };
+    match (w.op, old) {
+        (WriteOp::Add, _) => {
+            let marks: Vec<String> = (1..=row.len()).map(|i| format!("?{i}")).collect();
+            (
+                format!("INSERT INTO {table} VALUES ({})", marks.join(", ")),
+                row.cells().to_vec(),
+            )
+        }
+        (WriteOp::Remove, _) => (
+            format!("DELETE FROM {table} WHERE {}", key_match(0)),
+            key_of(row),
+        ),
+        (WriteOp::Edit, old) => {
+            let old = old.unwrap_or(row);
+            let sets: Vec<String> = t
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| format!("{} = ?{}", quote(&c.name), i + 1))
+                .collect();
+            let mut params = row.cells().to_vec();
+            params.extend(key_of(old));
+            (
+                format!(
+                    "UPDATE {table} SET {} WHERE {}",
+                    sets.join(", "),
+                    key_match(row.len())
+                ),
+                params,
+            )
+        }
+    }
+}
+
+struct Live {
+    // Field order matters: the handle must drop before the database.
+    _handle: QueryHandle,
+    db: Db,
+    _dir: TempDir,
+    view: Rc<RefCell<Option<View>>>,
+    updates: Rc<RefCell<Vec<Update>>>,
+    tables: Vec<TableData>,
+    model: Model,
+}
+
+/// `rindle_sqlite::Db` on a fresh database file.
+#[derive(Default)]
+pub struct SqliteSubject {
+    live: Option<Live>,
+}
+
+impl SqliteSubject {
+    /// A subject with nothing loaded.
+    pub fn new() -> SqliteSubject {
+        SqliteSubject::default()
+    }
+}
+
+fn err(e: impl std::fmt::Display) -> SubjectError {
+    SubjectError::from_display(e)
+}
+
+fn apply_updates(
+    view: &Rc<RefCell<Option<View>>>,
+    updates: &Rc<RefCell<Vec<Update>>>,
+) -> Result<(), SubjectError> {
+    let mut view = view.borrow_mut();
+    let view = view.as_mut().ok_or_else(|| err("no view"))?;
+    for u in updates.borrow_mut().drain(..) {
+        match u {
+            Update::Hydrated { changes, .. } | Update::Changed { changes, .. } => {
+                view.apply_all(&changes).map_err(err)?;
+            }
+            Update::Faulted { message, .. } => {
+                return Err(SubjectError(format!("faulted: {message}")));
+            }
+            other => return Err(SubjectError(format!("unexpected {other:?}"))),
+        }
+    }
+    Ok(())
+}
+
+impl Subject for SqliteSubject {
+    fn name(&self) -> &str {
+        "sqlite"
+    }
+
+    fn start(&mut self, tables: &[TableData], query: &Ast) -> Result<Json, SubjectError> {
+        let model = Model::new(tables).map_err(err)?;
+        let dir = tempfile::tempdir().map_err(err)?;
+        let db = Db::open(dir.path().join("subject.db")).map_err(err)?;
+        {
+            let mut tx = db.write().map_err(err)?;
+            for t in tables {
+                tx.execute_batch(&create_table_sql(t)).map_err(err)?;
+                for cells in &t.rows {
+                    let row = t.row(cells).map_err(err)?;
+                    let w = Write {
+                        table: t.name.clone(),
+                        op: WriteOp::Add,
+                        row: cells.clone(),
+                        old: None,
+                    };
+                    let (sql, params) = write_sql(t, &w, &row, None);
+                    tx.execute(&sql, &params).map_err(err)?;
+                }
+            }
+            tx.commit().map_err(err)?;
+        }
+        for t in tables {
+            db.register_table(t.name.as_str()).map_err(err)?;
+        }
+        let handle = db.query(QueryId(1), query).map_err(err)?;
+        let format = handle.format().map_err(err)?;
+        let view = Rc::new(RefCell::new(Some(View::new(format))));
+        let updates: Rc<RefCell<Vec<Update>>> = Rc::default();
+        let sink = updates.clone();
+        handle
+            .subscribe(move |u| sink.borrow_mut().push(u.clone()))
+            .map_err(err)?;
+        apply_updates(&view, &updates)?;
+        let out = view_json(view.borrow().as_ref().ok_or_else(|| err("no view"))?);
+        self.live = Some(Live {
+            _handle: handle,
+            db,
+            _dir: dir,
+            view,
+            updates,
+            tables: tables.to_vec(),
+            model,
+        });
+        Ok(out)
+    }
+
+    fn step(&mut self, tx: &[Write]) -> Result<Json, SubjectError> {
+        let live = self.live.as_mut().ok_or_else(|| err("step before start"))?;
+        let mut wtx = live.db.write().map_err(err)?;
+        for w in tx {
+            let t = live
+                .tables
+                .iter()
+                .find(|t| t.name == w.table)
+                .ok_or_else(|| err(format!("unknown table {}", w.table)))?;
+            live.model.apply(w).map_err(err)?;
+            let row = t.row(&w.row).map_err(err)?;
+            let old = w.old.as_ref().map(|o| t.row(o)).transpose().map_err(err)?;
+            let (sql, params) = write_sql(t, w, &row, old.as_ref());
+            let n = wtx.execute(&sql, &params).map_err(err)?;
+            if n != 1 {
+                return Err(SubjectError(format!("`{sql}` changed {n} rows")));
+            }
+        }
+        wtx.commit().map_err(err)?;
+        apply_updates(&live.view, &live.updates)?;
+        let view = live.view.borrow();
+        Ok(view_json(view.as_ref().ok_or_else(|| err("no view"))?))
+    }
+}
