@@ -62,6 +62,15 @@ fn prints_a_line_per_view_for_the_engine_and_the_oracle() {
     let (code, out, err) = run(&["--oracle"], &input);
     assert_eq!(code, 0, "{err}");
     assert_eq!(lines(&out), expected);
+    // SQLite stores the REAL 2 as 2.0; the runner prints what the backend holds.
+    let (code, out, err) = run(&["--backend", "sqlite"], &input);
+    assert_eq!(code, 0, "{err}");
+    let got = lines(&out);
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0], expected[0]);
+    assert_eq!(got[1][0]["id"], 2);
+    assert_eq!(got[1][0]["score"].as_f64(), Some(2.0));
+    assert_eq!(got[2], expected[2]);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! hydration and after each step, one JSON line each.
 //!
 //! ```text
-//! rindle-scenario [--backend memory] [--oracle] < scenario.json
+//! rindle-scenario [--backend memory|sqlite] [--oracle] < scenario.json
 //! ```
 //!
 //! The scenario is `{tables: [{name, columns: [{name, type}], primaryKey,
@@ -16,10 +16,10 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use rindle_testkit::{MemorySubject, Model, Oracle, Scenario, Subject};
+use rindle_testkit::{MemorySubject, Model, Oracle, Scenario, SqliteSubject, Subject};
 use serde_json::Value as Json;
 
-const USAGE: &str = "usage: rindle-scenario [--backend memory] [--oracle] < scenario.json";
+const USAGE: &str = "usage: rindle-scenario [--backend memory|sqlite] [--oracle] < scenario.json";
 
 fn main() -> ExitCode {
     match run() {
@@ -86,7 +86,12 @@ fn run() -> Result<(), String> {
     }
     let mut subject: Box<dyn Subject> = match backend.as_str() {
         "memory" => Box::new(MemorySubject::new()),
-        other => return Err(format!("unknown backend `{other}` (available: memory)")),
+        "sqlite" => Box::new(SqliteSubject::new()),
+        other => {
+            return Err(format!(
+                "unknown backend `{other}` (available: memory, sqlite)"
+            ));
+        }
     };
     print(
         &subject
