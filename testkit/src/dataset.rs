@@ -13,6 +13,7 @@ use rindle_core::{Column, ColumnType, MemoryCatalog, Row, TableSchema, Value};
 use rusqlite::{Connection, params_from_iter};
 
 use crate::data::TableData;
+use crate::sqlite::sql_value;
 
 /// A dataset size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -236,13 +237,7 @@ impl IssueTracker {
                 marks.join(", ")
             ))?;
             for row in self.rows(schema.name()) {
-                insert.execute(params_from_iter(row.iter().map(|v| match v {
-                    Value::Null => rusqlite::types::Value::Null,
-                    Value::Bool(b) => rusqlite::types::Value::Integer(i64::from(*b)),
-                    Value::Int(i) => rusqlite::types::Value::Integer(*i),
-                    Value::Float(f) => rusqlite::types::Value::Real(*f),
-                    Value::Text(s) => rusqlite::types::Value::Text(s.to_string()),
-                })))?;
+                insert.execute(params_from_iter(row.iter().map(sql_value)))?;
             }
         }
         tx.commit()

@@ -51,6 +51,7 @@ use rusqlite::{Connection, params_from_iter};
 use serde_json::Value as Json;
 
 use crate::data::{DataError, TableData};
+use crate::sqlite::sql_value;
 
 /// Why the oracle could not answer.
 #[derive(Debug)]
@@ -115,16 +116,6 @@ pub struct Oracle {
 
 fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-fn sql_value(v: &Value) -> SqlValue {
-    match v {
-        Value::Null => SqlValue::Null,
-        Value::Bool(b) => SqlValue::Integer(i64::from(*b)),
-        Value::Int(i) => SqlValue::Integer(*i),
-        Value::Float(f) => SqlValue::Real(*f),
-        Value::Text(s) => SqlValue::Text(s.to_string()),
-    }
 }
 
 fn kind_of(ty: ColumnType) -> ValueKind {

@@ -14,6 +14,19 @@ use crate::data::{Model, TableData, Write, WriteOp};
 use crate::harness::{Subject, SubjectError};
 use crate::render::view_json;
 
+/// An engine value as a SQLite parameter (booleans as 0 / 1), the testkit's
+/// one convention for writing values into SQLite.
+pub fn sql_value(v: &Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as Sql;
+    match v {
+        Value::Null => Sql::Null,
+        Value::Bool(b) => Sql::Integer(i64::from(*b)),
+        Value::Int(i) => Sql::Integer(*i),
+        Value::Float(f) => Sql::Real(*f),
+        Value::Text(s) => Sql::Text(s.to_string()),
+    }
+}
+
 fn declared(ty: ColumnType) -> &'static str {
     match ty {
         ColumnType::Integer => "INTEGER",

@@ -88,15 +88,7 @@ fn sqlite_source_conforms() {
                 let (sql, params) = rindle_testkit::sqlite::write_sql(&data, &w, r, None);
                 let params: Vec<rusqlite::types::Value> = params
                     .iter()
-                    .map(|v| match v {
-                        rindle_core::Value::Null => rusqlite::types::Value::Null,
-                        rindle_core::Value::Bool(b) => {
-                            rusqlite::types::Value::Integer(i64::from(*b))
-                        }
-                        rindle_core::Value::Int(i) => rusqlite::types::Value::Integer(*i),
-                        rindle_core::Value::Float(f) => rusqlite::types::Value::Real(*f),
-                        rindle_core::Value::Text(s) => rusqlite::types::Value::Text(s.to_string()),
-                    })
+                    .map(rindle_testkit::sqlite::sql_value)
                     .collect();
                 tx.execute(&sql, rusqlite::params_from_iter(params))
                     .unwrap();
