@@ -12,8 +12,8 @@ use std::str::FromStr;
 use rindle_core::{Column, ColumnType, MemoryCatalog, Row, TableSchema, Value};
 use rusqlite::{Connection, params_from_iter};
 
+use crate::backends::sql_value;
 use crate::data::TableData;
-use crate::sqlite::sql_value;
 
 /// A dataset size.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -10,10 +10,11 @@
 //!   transaction, and reports a minimized mismatch;
 //! - [`conformance`]: the `Source` conformance suite every backend must pass;
 //! - [`dataset`]: the issue tracker of BENCHMARKS.md at every scale;
-//! - [`sqlite`]: the SQLite backend as a subject, writing with real SQL;
+//! - [`backends`]: SQLite (writing real SQL) and redb (the row API) as subjects;
 //! - [`data`] and [`render`]: the backend-neutral JSON forms of tables, writes
 //!   and results, shared with the `rindle-scenario` runner.
 
+pub mod backends;
 pub mod conformance;
 pub mod data;
 pub mod dataset;
@@ -21,11 +22,10 @@ pub mod generate;
 pub mod harness;
 pub mod oracle;
 pub mod render;
-pub mod sqlite;
 
+pub use backends::{RedbSubject, SqliteSubject};
 pub use data::{DataError, Model, Scenario, TableData, Write, WriteOp};
 pub use dataset::{IssueTracker, Scale};
 pub use generate::{CaseConfig, QueryConfig, SchemaConfig};
 pub use harness::{MemorySubject, Mismatch, Subject, SubjectError, check_subject, run_case};
 pub use oracle::{Oracle, OracleError};
-pub use sqlite::SqliteSubject;

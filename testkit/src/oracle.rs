@@ -50,8 +50,8 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 use serde_json::Value as Json;
 
+use crate::backends::sql_value;
 use crate::data::{DataError, TableData};
-use crate::sqlite::sql_value;
 
 /// Why the oracle could not answer.
 #[derive(Debug)]

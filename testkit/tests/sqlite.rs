@@ -76,7 +76,7 @@ fn sqlite_source_conforms() {
             let mut conn = rusqlite::Connection::open(&path).unwrap();
             conn.execute_batch("PRAGMA journal_mode = WAL").unwrap();
             let tx = conn.transaction().unwrap();
-            tx.execute_batch(&rindle_testkit::sqlite::create_table_sql(&data))
+            tx.execute_batch(&rindle_testkit::backends::create_table_sql(&data))
                 .unwrap();
             for r in rows {
                 let w = rindle_testkit::Write {
@@ -85,10 +85,10 @@ fn sqlite_source_conforms() {
                     row: data.json_row(r),
                     old: None,
                 };
-                let (sql, params) = rindle_testkit::sqlite::write_sql(&data, &w, r, None);
+                let (sql, params) = rindle_testkit::backends::write_sql(&data, &w, r, None);
                 let params: Vec<rusqlite::types::Value> = params
                     .iter()
-                    .map(rindle_testkit::sqlite::sql_value)
+                    .map(rindle_testkit::backends::sql_value)
                     .collect();
                 tx.execute(&sql, rusqlite::params_from_iter(params))
                     .unwrap();

@@ -46,6 +46,13 @@ pub trait Backend: Sized {
     /// Opens the backend and an empty catalog.
     fn open(config: Self::Config) -> Result<(Self, Self::Catalog), Self::Error>;
 
+    /// The tables a freshly opened catalog already holds (a backend that
+    /// persists its schemas registers them again by itself).
+    fn registered(catalog: &Self::Catalog) -> Vec<TableSchema> {
+        let _ = catalog;
+        Vec::new()
+    }
+
     /// Makes a table available to queries and writes, adding its source to the
     /// catalog.
     fn register_table(
@@ -196,11 +203,15 @@ impl<B: Backend> Db<B> {
     /// Opens a database.
     pub fn open(config: impl Into<B::Config>) -> Result<Db<B>, DbError<B::Error>> {
         let (backend, catalog) = B::open(config.into()).map_err(DbError::Backend)?;
+        let schemas = B::registered(&catalog)
+            .into_iter()
+            .map(|s| (s.name().to_string(), s))
+            .collect();
         Ok(Db {
             inner: Rc::new(RefCell::new(Inner {
                 backend,
                 engine: Engine::new(catalog),
-                schemas: BTreeMap::new(),
+                schemas,
                 tx_id: 0,
                 in_tx: false,
             })),

@@ -1,12 +1,14 @@
-//! The SQLite backend as a harness subject: tables created with declared types,
-//! every write issued as a real SQL statement through `rindle_sqlite::Db`, and
-//! the query's updates applied to a view.
+//! The durable backends as harness subjects: each backend's live `Db` on a
+//! fresh database, the query's updates applied to a view. SQLite's tables are
+//! created with declared types and written with real SQL statements; redb's
+//! are declared in code and written through the backend-neutral row API.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use rindle_core::{Ast, ColumnType, QueryId, Row, Value, View};
-use rindle_sqlite::{Db, QueryHandle, SqlWrite, Update};
+use rindle_core::{Ast, Change, ColumnType, QueryId, Row, Value, View};
+use rindle_replica::{Backend, Db, QueryHandle, Update, WriteTx};
+use rindle_sqlite::SqlWrite;
 use serde_json::Value as Json;
 use tempfile::TempDir;
 
@@ -111,44 +113,176 @@ pub fn write_sql(t: &TableData, w: &Write, row: &Row, old: Option<&Row>) -> (Str
     }
 }
 
-struct Live {
+/// How a [`DbSubject`] drives one backend: opening, creating tables, writing.
+pub trait Driver {
+    /// The backend.
+    type Backend: Backend;
+    /// The subject's name in reports.
+    const NAME: &'static str;
+    /// Opens a database in `dir`.
+    fn open(dir: &std::path::Path) -> Result<Db<Self::Backend>, SubjectError>;
+    /// Creates and registers the tables and loads their rows.
+    fn create(db: &Db<Self::Backend>, tables: &[TableData]) -> Result<(), SubjectError>;
+    /// Performs one write inside `tx`.
+    fn write(
+        tx: &mut WriteTx<'_, Self::Backend>,
+        table: &TableData,
+        w: &Write,
+        row: &Row,
+        old: Option<&Row>,
+    ) -> Result<(), SubjectError>;
+}
+
+/// SQLite, every write a real SQL statement.
+pub struct Sqlite;
+
+impl Driver for Sqlite {
+    type Backend = rindle_sqlite::SqliteBackend;
+    const NAME: &'static str = "sqlite";
+
+    fn open(dir: &std::path::Path) -> Result<Db<Self::Backend>, SubjectError> {
+        Db::open(dir.join("subject.db")).map_err(err)
+    }
+
+    fn create(db: &Db<Self::Backend>, tables: &[TableData]) -> Result<(), SubjectError> {
+        let mut tx = db.write().map_err(err)?;
+        for t in tables {
+            tx.execute_batch(&create_table_sql(t)).map_err(err)?;
+            for cells in &t.rows {
+                let row = t.row(cells).map_err(err)?;
+                let w = Write {
+                    table: t.name.clone(),
+                    op: WriteOp::Add,
+                    row: cells.clone(),
+                    old: None,
+                };
+                Self::write(&mut tx, t, &w, &row, None)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        for t in tables {
+            db.register_table(t.name.as_str()).map_err(err)?;
+        }
+        Ok(())
+    }
+
+    fn write(
+        tx: &mut WriteTx<'_, Self::Backend>,
+        table: &TableData,
+        w: &Write,
+        row: &Row,
+        old: Option<&Row>,
+    ) -> Result<(), SubjectError> {
+        let (sql, params) = write_sql(table, w, row, old);
+        match tx.execute(&sql, &params).map_err(err)? {
+            1 => Ok(()),
+            n => Err(SubjectError(format!("`{sql}` changed {n} rows"))),
+        }
+    }
+}
+
+/// redb, every write through the backend-neutral row API.
+pub struct Redb;
+
+impl Driver for Redb {
+    type Backend = rindle_redb::RedbBackend;
+    const NAME: &'static str = "redb";
+
+    fn open(dir: &std::path::Path) -> Result<Db<Self::Backend>, SubjectError> {
+        Db::open(dir.join("subject.redb")).map_err(err)
+    }
+
+    fn create(db: &Db<Self::Backend>, tables: &[TableData]) -> Result<(), SubjectError> {
+        for t in tables {
+            db.register_table(t.schema().map_err(err)?).map_err(err)?;
+        }
+        let mut tx = db.write().map_err(err)?;
+        for t in tables {
+            for cells in &t.rows {
+                tx.insert(&t.name, t.row(cells).map_err(err)?)
+                    .map_err(err)?;
+            }
+        }
+        tx.commit().map_err(err)?;
+        Ok(())
+    }
+
+    fn write(
+        tx: &mut WriteTx<'_, Self::Backend>,
+        table: &TableData,
+        w: &Write,
+        row: &Row,
+        old: Option<&Row>,
+    ) -> Result<(), SubjectError> {
+        let schema = table.schema().map_err(err)?;
+        match (w.op, old) {
+            (WriteOp::Add, _) => tx.insert(&table.name, row.clone()),
+            (WriteOp::Remove, _) => tx.delete(&table.name, row.clone()),
+            (WriteOp::Edit, Some(old)) if !schema.same_key(old, row) => tx
+                .delete(&table.name, old.clone())
+                .and_then(|()| tx.insert(&table.name, row.clone())),
+            (WriteOp::Edit, _) => tx.update(&table.name, row.clone()),
+        }
+        .map_err(err)
+    }
+}
+
+struct Live<B: Backend> {
     // Field order matters: the handle must drop before the database.
-    _handle: QueryHandle,
-    db: Db,
+    _handle: QueryHandle<B>,
+    db: Db<B>,
     _dir: TempDir,
     view: Rc<RefCell<Option<View>>>,
     updates: Rc<RefCell<Vec<Update>>>,
     tables: Vec<TableData>,
     model: Model,
+    /// The changes delivered by the last step.
+    last: Vec<Change>,
 }
 
-/// `rindle_sqlite::Db` on a fresh database file.
-#[derive(Default)]
-pub struct SqliteSubject {
-    live: Option<Live>,
+/// A backend's live `Db` on a fresh database, its query's updates applied to
+/// a view.
+pub struct DbSubject<D: Driver> {
+    live: Option<Live<D::Backend>>,
 }
 
-impl SqliteSubject {
-    /// A subject with nothing loaded.
-    pub fn new() -> SqliteSubject {
-        SqliteSubject::default()
+impl<D: Driver> Default for DbSubject<D> {
+    fn default() -> Self {
+        DbSubject { live: None }
     }
 }
+
+impl<D: Driver> DbSubject<D> {
+    /// A subject with nothing loaded.
+    pub fn new() -> DbSubject<D> {
+        DbSubject::default()
+    }
+}
+
+/// SQLite through `rindle_sqlite::Db`, writing with SQL.
+pub type SqliteSubject = DbSubject<Sqlite>;
+/// redb through `rindle_redb::Db`, writing with the row API.
+pub type RedbSubject = DbSubject<Redb>;
 
 fn err(e: impl std::fmt::Display) -> SubjectError {
     SubjectError::from_display(e)
 }
 
+/// Applies the delivered updates to the view; returns the changes of the
+/// `Changed` ones.
 fn apply_updates(
     view: &Rc<RefCell<Option<View>>>,
     updates: &Rc<RefCell<Vec<Update>>>,
-) -> Result<(), SubjectError> {
+) -> Result<Vec<Change>, SubjectError> {
     let mut view = view.borrow_mut();
     let view = view.as_mut().ok_or_else(|| err("no view"))?;
+    let mut changed = Vec::new();
     for u in updates.borrow_mut().drain(..) {
         match u {
-            Update::Hydrated { changes, .. } | Update::Changed { changes, .. } => {
+            Update::Hydrated { changes, .. } => view.apply_all(&changes).map_err(err)?,
+            Update::Changed { changes, .. } => {
                 view.apply_all(&changes).map_err(err)?;
+                changed.extend(changes);
             }
             Update::Faulted { message, .. } => {
                 return Err(SubjectError(format!("faulted: {message}")));
@@ -156,39 +290,26 @@ fn apply_updates(
             other => return Err(SubjectError(format!("unexpected {other:?}"))),
         }
     }
-    Ok(())
+    Ok(changed)
 }
 
-impl Subject for SqliteSubject {
+impl<D: Driver> DbSubject<D> {
+    /// The changes the last step delivered (already applied to the view).
+    pub fn last_changes(&self) -> &[Change] {
+        self.live.as_ref().map_or(&[], |l| &l.last)
+    }
+}
+
+impl<D: Driver> Subject for DbSubject<D> {
     fn name(&self) -> &str {
-        "sqlite"
+        D::NAME
     }
 
     fn start(&mut self, tables: &[TableData], query: &Ast) -> Result<Json, SubjectError> {
         let model = Model::new(tables).map_err(err)?;
         let dir = tempfile::tempdir().map_err(err)?;
-        let db = Db::open(dir.path().join("subject.db")).map_err(err)?;
-        {
-            let mut tx = db.write().map_err(err)?;
-            for t in tables {
-                tx.execute_batch(&create_table_sql(t)).map_err(err)?;
-                for cells in &t.rows {
-                    let row = t.row(cells).map_err(err)?;
-                    let w = Write {
-                        table: t.name.clone(),
-                        op: WriteOp::Add,
-                        row: cells.clone(),
-                        old: None,
-                    };
-                    let (sql, params) = write_sql(t, &w, &row, None);
-                    tx.execute(&sql, &params).map_err(err)?;
-                }
-            }
-            tx.commit().map_err(err)?;
-        }
-        for t in tables {
-            db.register_table(t.name.as_str()).map_err(err)?;
-        }
+        let db = D::open(dir.path())?;
+        D::create(&db, tables)?;
         let handle = db.query(QueryId(1), query).map_err(err)?;
         let format = handle.format().map_err(err)?;
         let view = Rc::new(RefCell::new(Some(View::new(format))));
@@ -207,6 +328,7 @@ impl Subject for SqliteSubject {
             updates,
             tables: tables.to_vec(),
             model,
+            last: Vec::new(),
         });
         Ok(out)
     }
@@ -223,14 +345,10 @@ impl Subject for SqliteSubject {
             live.model.apply(w).map_err(err)?;
             let row = t.row(&w.row).map_err(err)?;
             let old = w.old.as_ref().map(|o| t.row(o)).transpose().map_err(err)?;
-            let (sql, params) = write_sql(t, w, &row, old.as_ref());
-            let n = wtx.execute(&sql, &params).map_err(err)?;
-            if n != 1 {
-                return Err(SubjectError(format!("`{sql}` changed {n} rows")));
-            }
+            D::write(&mut wtx, t, w, &row, old.as_ref())?;
         }
         wtx.commit().map_err(err)?;
-        apply_updates(&live.view, &live.updates)?;
+        live.last = apply_updates(&live.view, &live.updates)?;
         let view = live.view.borrow();
         Ok(view_json(view.as_ref().ok_or_else(|| err("no view"))?))
     }
