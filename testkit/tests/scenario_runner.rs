@@ -71,6 +71,9 @@ fn prints_a_line_per_view_for_the_engine_and_the_oracle() {
     assert_eq!(got[1][0]["id"], 2);
     assert_eq!(got[1][0]["score"].as_f64(), Some(2.0));
     assert_eq!(got[2], expected[2]);
+    let (code, out, err) = run(&["--backend", "redb"], &input);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(lines(&out), expected);
 }
 
 #[test]
