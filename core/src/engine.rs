@@ -308,6 +308,14 @@ fn validate(
     if let Some(r) = change.new_row() {
         schema.check_row(r)?;
     }
+    let change = match change {
+        SourceChange::Add(r) => SourceChange::Add(schema.normalize(r)),
+        SourceChange::Remove(r) => SourceChange::Remove(schema.normalize(r)),
+        SourceChange::Edit { old, new } => SourceChange::Edit {
+            old: schema.normalize(old),
+            new: schema.normalize(new),
+        },
+    };
     // The stored row under the key of `row`, checked against `row` itself.
     let stored = |row: &Row| -> Result<Option<Row>, PushError> {
         let key = schema.key_of(row);

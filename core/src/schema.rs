@@ -16,7 +16,9 @@ use crate::value::{Row, Value};
 pub enum ColumnType {
     /// 64-bit integers ([`Value::Int`]).
     Integer,
-    /// Floats; integers are accepted too and compare exactly.
+    /// Floats; an integer given for a real column is stored as the float it
+    /// converts to (as SQLite's REAL affinity does), so every backend holds the
+    /// same values.
     Real,
     /// UTF-8 text.
     Text,
@@ -176,6 +178,29 @@ impl TableSchema {
     /// True when two rows of this table have the same primary key.
     pub fn same_key(&self, a: &[Value], b: &[Value]) -> bool {
         self.primary_key.iter().all(|&i| a[i] == b[i])
+    }
+
+    /// The row as stored: integers in real columns become floats. Other cells
+    /// are unchanged; the row is not checked (see [`TableSchema::check_row`]).
+    pub fn normalize(&self, row: Row) -> Row {
+        let needs = self
+            .columns
+            .iter()
+            .zip(row.iter())
+            .any(|(c, v)| c.ty == ColumnType::Real && matches!(v, Value::Int(_)));
+        if !needs {
+            return row;
+        }
+        Row::new(
+            self.columns
+                .iter()
+                .zip(row.iter())
+                .map(|(c, v)| match (c.ty, v) {
+                    (ColumnType::Real, Value::Int(i)) => Value::Float(*i as f64),
+                    _ => v.clone(),
+                })
+                .collect(),
+        )
     }
 
     /// Checks a row's width and each cell against its column's type and

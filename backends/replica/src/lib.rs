@@ -396,8 +396,9 @@ impl<B: Backend> WriteTx<'_, B> {
         schema
             .check_row(row)
             .map_err(|e| DbError::Change(PushError::Change(e)))?;
+        let row = schema.normalize(row.clone());
         let mut inner = self.db.inner()?;
-        op(&mut inner.backend, &schema, row).map_err(DbError::Backend)
+        op(&mut inner.backend, &schema, &row).map_err(DbError::Backend)
     }
 
     /// Inserts a row into a registered table.

@@ -73,13 +73,15 @@ impl MemorySource {
         }
     }
 
-    /// Loads a row, checking its shape and that its key is new.
+    /// Loads a row, checking its shape and that its key is new (integers in
+    /// real columns are stored as floats, see [`TableSchema::normalize`]).
     ///
     /// For initial data: rows inserted here are not pushed through any live
     /// query (an [`crate::Engine`] owns its catalog, so it cannot happen behind
     /// its back).
     pub fn insert(&mut self, row: Row) -> Result<(), ChangeError> {
         self.schema.check_row(&row)?;
+        let row = self.schema.normalize(row);
         if self
             .primary
             .contains(&SortedRow::new(row.clone(), &self.pk_order))
