@@ -161,6 +161,12 @@ impl<C: Catalog> Engine<C> {
         }
     }
 
+    /// How many per-partition states (per-parent limit windows, relationship
+    /// aggregate values) a query holds; it tracks the parents on show.
+    pub fn partitions(&self, id: QueryId) -> Option<usize> {
+        self.queries.get(&id).map(|q| q.pipeline.root.partitions())
+    }
+
     /// The result format of a query.
     pub fn format(&self, id: QueryId) -> Option<&Arc<ViewFormat>> {
         self.queries.get(&id).map(|q| q.pipeline.format())

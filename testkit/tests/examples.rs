@@ -360,3 +360,62 @@ fn changes_inside_a_present_parent_arrive_as_child_changes() {
     assert_eq!(n.relationships[0].1, vec![Node::leaf(row![8, 2])]);
     assert_eq!(n.relationships[1].1[0].row[1], Value::Int(1));
 }
+
+#[test]
+fn per_parent_state_is_released_when_its_parents_go() {
+    let mut cat = MemoryCatalog::new();
+    let t = |name, cols: Vec<Column>| TableSchema::new(name, cols, &["id"]).unwrap();
+    cat.add_table(t("issue", vec![Column::new("id", ColumnType::Integer)]))
+        .unwrap();
+    cat.add_table(t(
+        "comment",
+        vec![
+            Column::new("id", ColumnType::Integer),
+            Column::new("issueID", ColumnType::Integer),
+            Column::new("authorID", ColumnType::Integer),
+        ],
+    ))
+    .unwrap();
+    cat.add_table(t("user", vec![Column::new("id", ColumnType::Integer)]))
+        .unwrap();
+    let mut engine = Engine::new(cat);
+    // Each issue: its 2 newest comments, each with its author (one), and a count.
+    let q: Ast = serde_json::from_value(json!({"table":"issue","related":[
+        {"correlation":{"parentField":["id"],"childField":["issueID"]},
+         "subquery":{"table":"comment","alias":"latest","orderBy":[["id","desc"]],"limit":2,"related":[
+            {"correlation":{"parentField":["authorID"],"childField":["id"]},"subquery":{"table":"user","alias":"author","one":true}}]}},
+        {"correlation":{"parentField":["id"],"childField":["issueID"]},"subquery":{"table":"comment","alias":"n","aggregate":"count"}}]}))
+    .unwrap();
+    engine.add_query(QueryId(1), &q).unwrap();
+    assert_eq!(engine.partitions(QueryId(1)), Some(0));
+    for i in 0..50i64 {
+        engine.push("user", SourceChange::Add(row![i])).unwrap();
+        engine.push("issue", SourceChange::Add(row![i])).unwrap();
+        for c in 0..3 {
+            engine
+                .push(
+                    "comment",
+                    SourceChange::Add(row![i * 10 + c, i, (i + c) % 50]),
+                )
+                .unwrap();
+        }
+    }
+    let busy = engine.partitions(QueryId(1)).unwrap();
+    // 50 comment windows, 50 counts, and author windows per visible comment.
+    assert!(busy >= 100, "{busy}");
+    for i in 0..50i64 {
+        engine.push("issue", SourceChange::Remove(row![i])).unwrap();
+    }
+    assert_eq!(
+        engine.partitions(QueryId(1)),
+        Some(0),
+        "every parent is gone"
+    );
+    // Parents coming back read their children afresh.
+    engine.push("issue", SourceChange::Add(row![7])).unwrap();
+    engine.take_changes(QueryId(1));
+    let nodes = engine.read(QueryId(1)).unwrap().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].relationships[0].1.len(), 2);
+    assert_eq!(nodes[0].relationships[1].1[0].row[1], Value::Int(3));
+}

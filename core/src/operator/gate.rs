@@ -404,6 +404,15 @@ impl Operator for Gate {
         Ok(())
     }
 
+    fn release(&mut self, cx: &Ctx<'_>, constraint: &[(usize, Value)]) -> Result<(), EngineError> {
+        // EXISTS children keep no per-parent state.
+        self.input.release(cx, constraint)
+    }
+
+    fn partitions(&self) -> usize {
+        self.input.partitions()
+    }
+
     fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
         let Some(seq) = cx.seq() else {
             return Ok(None);

@@ -20,6 +20,10 @@
 //!                                  Child(p, alias, Edit([0, old], [0, new])) for
 //!                                  every parent p with key(p) = k
 //! ```
+//!
+//! State per key (a child's limit window, an aggregate's value) is released
+//! when the last visible parent with that key goes, so it never outgrows the
+//! parents on show.
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -171,6 +175,34 @@ impl Join {
         Ok(rows)
     }
 
+    /// Releases the children of `key` when no visible parent has it any more.
+    fn release_if_orphaned(
+        &mut self,
+        cx: &Ctx<'_>,
+        key: Option<Vec<Value>>,
+    ) -> Result<(), EngineError> {
+        let Some(key) = key else {
+            return Ok(());
+        };
+        let mut still_shown = false;
+        self.parent.fetch(
+            cx,
+            &Fetch::constrained(&self.parent_keys, &key),
+            &mut |_| {
+                still_shown = true;
+                Ok(ControlFlow::Break(()))
+            },
+        )?;
+        if still_shown {
+            return Ok(());
+        }
+        if let Attach::Aggregate { last, .. } = &mut self.attach {
+            last.remove(&key);
+        }
+        let constraint: Vec<(usize, Value)> = self.child_keys.iter().copied().zip(key).collect();
+        self.child.release(cx, &constraint)
+    }
+
     fn on_parent(&mut self, cx: &Ctx<'_>, c: Change) -> Result<(), EngineError> {
         match c {
             Change::Add(n) => {
@@ -178,8 +210,10 @@ impl Join {
                 self.out.push_back(Change::Add(n));
             }
             Change::Remove(n) => {
+                let key = key_of(&n.row, &self.parent_keys);
                 let n = self.with_related(cx, n)?;
                 self.out.push_back(Change::Remove(n));
+                self.release_if_orphaned(cx, key)?;
             }
             Change::Edit { old, new } => {
                 if key_of(&old.row, &self.parent_keys) == key_of(&new.row, &self.parent_keys) {
@@ -190,10 +224,12 @@ impl Join {
                     }
                     self.out.push_back(Change::Edit { old, new });
                 } else {
+                    let old_key = key_of(&old.row, &self.parent_keys);
                     let old = self.with_related(cx, old)?;
                     let new = self.with_related(cx, new)?;
                     self.out.push_back(Change::Remove(old));
                     self.out.push_back(Change::Add(new));
+                    self.release_if_orphaned(cx, old_key)?;
                 }
             }
             c @ Change::Child { .. } => self.out.push_back(c),
@@ -306,6 +342,38 @@ impl Operator for Join {
             n.relationships.push((alias.clone(), nodes));
             sink(n)
         })
+    }
+
+    fn release(&mut self, cx: &Ctx<'_>, constraint: &[(usize, Value)]) -> Result<(), EngineError> {
+        // The parent rows matching `constraint` leave view: release the parent
+        // side first, then the children no remaining parent shows.
+        let mut leaving = Vec::new();
+        self.parent.fetch(
+            cx,
+            &Fetch {
+                constraint: constraint.to_vec(),
+                ..Fetch::default()
+            },
+            &mut |n| {
+                leaving.push(key_of(&n.row, &self.parent_keys));
+                Ok(ControlFlow::Continue(()))
+            },
+        )?;
+        self.parent.release(cx, constraint)?;
+        leaving.sort();
+        leaving.dedup();
+        for key in leaving {
+            self.release_if_orphaned(cx, key)?;
+        }
+        Ok(())
+    }
+
+    fn partitions(&self) -> usize {
+        let cached = match &self.attach {
+            Attach::Aggregate { last, .. } => last.len(),
+            Attach::Rows => 0,
+        };
+        self.parent.partitions() + self.child.partitions() + cached
     }
 
     fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {

@@ -119,6 +119,19 @@ pub(crate) trait Operator {
     /// The next output change caused by the change in `cx.push`, or `None`
     /// once there are no more (then the operator has drained its inputs).
     fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError>;
+
+    /// No parent shows the rows matching `constraint` any more: forget the
+    /// per-partition state kept for them (a later read hydrates afresh).
+    fn release(&mut self, cx: &Ctx<'_>, constraint: &[(usize, Value)]) -> Result<(), EngineError> {
+        let _ = (cx, constraint);
+        Ok(())
+    }
+
+    /// How many per-partition states (limit windows, aggregate values) this
+    /// operator and its inputs hold.
+    fn partitions(&self) -> usize {
+        0
+    }
 }
 
 /// The first node of a fetch, if any.

@@ -99,6 +99,18 @@ impl Operator for Skip {
         self.input.fetch(cx, &req, sink)
     }
 
+    fn release(
+        &mut self,
+        cx: &Ctx<'_>,
+        constraint: &[(usize, crate::value::Value)],
+    ) -> Result<(), EngineError> {
+        self.input.release(cx, constraint)
+    }
+
+    fn partitions(&self) -> usize {
+        self.input.partitions()
+    }
+
     fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
         while let Some(c) = self.input.pull(cx)? {
             let out = match c {

@@ -347,6 +347,19 @@ impl Operator for Take {
         }
     }
 
+    fn release(&mut self, cx: &Ctx<'_>, constraint: &[(usize, Value)]) -> Result<(), EngineError> {
+        if constraint.len() == self.partition.len()
+            && let Some(key) = self.key_of_constraint(constraint)
+        {
+            self.states.remove(&key);
+        }
+        self.input.release(cx, constraint)
+    }
+
+    fn partitions(&self) -> usize {
+        self.states.len() + self.input.partitions()
+    }
+
     fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
         loop {
             if let Some(c) = self.out.pop_front() {
