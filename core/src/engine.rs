@@ -36,6 +36,10 @@ pub enum ChangeMode {
     Lenient,
 }
 
+/// Runs one query's derivation (see [`Engine::push_isolated`]).
+pub type Isolate<'a> =
+    dyn FnMut(QueryId, &mut dyn FnMut() -> Result<(), EngineError>) -> Result<(), EngineError> + 'a;
+
 /// What happened to a query since the last [`Engine::drain`].
 #[derive(Debug)]
 #[non_exhaustive]
@@ -186,6 +190,20 @@ impl<C: Catalog> Engine<C> {
     /// A query whose maintenance fails is removed and reported by
     /// [`Engine::drain`]; the other queries carry on.
     pub fn push(&mut self, table: &str, change: SourceChange) -> Result<(), PushError> {
+        self.push_isolated(table, change, &mut |_, derive| derive())
+    }
+
+    /// [`Engine::push`], with each query's derivation run through `isolate`:
+    /// it is called with the query's id and a closure that derives the query's
+    /// changes, and returns that closure's result — or an error of its own, for
+    /// instance when a host catches a panic there. A query whose derivation
+    /// errs is torn down and reported as faulted; the others are unaffected.
+    pub fn push_isolated(
+        &mut self,
+        table: &str,
+        change: SourceChange,
+        isolate: &mut Isolate<'_>,
+    ) -> Result<(), PushError> {
         let id = self
             .catalog
             .table_id(table)
@@ -194,12 +212,17 @@ impl<C: Catalog> Engine<C> {
             })?;
         let steps = validate(self.catalog.source(id), change, self.mode)?;
         for step in steps {
-            self.push_step(id, &step)?;
+            self.push_step(id, &step, isolate)?;
         }
         Ok(())
     }
 
-    fn push_step(&mut self, table: TableId, change: &SourceChange) -> Result<(), PushError> {
+    fn push_step(
+        &mut self,
+        table: TableId,
+        change: &SourceChange,
+        isolate: &mut Isolate<'_>,
+    ) -> Result<(), PushError> {
         self.seq += 1;
         let cx = Ctx {
             catalog: &self.catalog,
@@ -215,13 +238,14 @@ impl<C: Catalog> Engine<C> {
                 continue;
             }
             let mut out = Vec::new();
-            let drained = loop {
-                match q.pipeline.root.pull(&cx) {
+            let root = &mut q.pipeline.root;
+            let drained = isolate(*id, &mut || loop {
+                match root.pull(&cx) {
                     Ok(Some(c)) => out.push(c),
                     Ok(None) => break Ok(()),
                     Err(e) => break Err(e),
                 }
-            };
+            });
             match drained {
                 Ok(()) => q.pending.append(&mut out),
                 Err(e) => failed.push((*id, e)),

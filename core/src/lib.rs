@@ -69,7 +69,7 @@ pub use ast::{
 };
 pub use build::{LevelKind, MAX_AST_DEPTH, Pipeline, ViewFormat, build_pipeline};
 pub use change::{Change, Node, SourceChange};
-pub use engine::{ChangeMode, Engine, QueryEvent, QueryId};
+pub use engine::{ChangeMode, Engine, Isolate, QueryEvent, QueryId};
 pub use error::{
     BuildError, ChangeError, EngineError, PushError, QueryError, SchemaError, SourceError,
     ViewError,

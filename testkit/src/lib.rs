@@ -10,11 +10,13 @@
 //!   transaction, and reports a minimized mismatch;
 //! - [`conformance`]: the `Source` conformance suite every backend must pass;
 //! - [`dataset`]: the issue tracker of BENCHMARKS.md at every scale;
+//! - [`cluster`]: the multi-threaded Cluster as a subject, `n` workers;
 //! - [`backends`]: SQLite (writing real SQL) and redb (the row API) as subjects;
 //! - [`data`] and [`render`]: the backend-neutral JSON forms of tables, writes
 //!   and results, shared with the `rindle-scenario` runner.
 
 pub mod backends;
+pub mod cluster;
 pub mod conformance;
 pub mod data;
 pub mod dataset;

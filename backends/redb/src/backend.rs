@@ -2,12 +2,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use redb::{
     Database, ReadableDatabase, ReadableTable, TableDefinition, TableError, WriteTransaction,
 };
 use rindle_core::{Catalog, MemorySource, Row, Source, SourceChange, TableId, TableSchema};
 use rindle_replica::Backend;
+use rindle_replica::cluster::ClusterBackend;
 
 use crate::RedbError;
 use crate::format::{decode_row, decode_schema, encode_key, encode_row, encode_schema};
@@ -20,7 +22,7 @@ fn rows_table(name: &str) -> String {
 
 /// The redb backend.
 pub struct RedbBackend {
-    db: Database,
+    db: Arc<Database>,
     tx: Option<WriteTransaction>,
     changes: Vec<(String, SourceChange)>,
 }
@@ -60,29 +62,29 @@ impl Catalog for RedbCatalog {
     }
 }
 
-impl RedbBackend {
-    /// Loads a table from a read snapshot.
-    fn load(&self, schema: &TableSchema) -> Result<MemorySource, RedbError> {
-        let read = self.db.begin_read()?;
-        let mut source = MemorySource::new(schema.clone());
-        let name = rows_table(schema.name());
-        let def: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new(&name);
-        match read.open_table(def) {
-            Ok(t) => {
-                for item in t.iter()? {
-                    let (_, v) = item?;
-                    let row = decode_row(v.value(), schema.columns().len())?;
-                    source
-                        .insert(row)
-                        .map_err(|_| RedbError::Corrupt { what: "row" })?;
-                }
+/// Loads a table from a read snapshot.
+fn load(db: &Database, schema: &TableSchema) -> Result<MemorySource, RedbError> {
+    let read = db.begin_read()?;
+    let mut source = MemorySource::new(schema.clone());
+    let name = rows_table(schema.name());
+    let def: TableDefinition<'_, &[u8], &[u8]> = TableDefinition::new(&name);
+    match read.open_table(def) {
+        Ok(t) => {
+            for item in t.iter()? {
+                let (_, v) = item?;
+                let row = decode_row(v.value(), schema.columns().len())?;
+                source
+                    .insert(row)
+                    .map_err(|_| RedbError::Corrupt { what: "row" })?;
             }
-            Err(TableError::TableDoesNotExist(_)) => {}
-            Err(e) => return Err(e.into()),
         }
-        Ok(source)
+        Err(TableError::TableDoesNotExist(_)) => {}
+        Err(e) => return Err(e.into()),
     }
+    Ok(source)
+}
 
+impl RedbBackend {
     fn tx(&mut self) -> Result<&mut WriteTransaction, RedbError> {
         self.tx.as_mut().ok_or(RedbError::NoTransaction)
     }
@@ -114,7 +116,7 @@ impl Backend for RedbBackend {
     type Error = RedbError;
 
     fn open(path: PathBuf) -> Result<(RedbBackend, RedbCatalog), RedbError> {
-        let db = Database::create(path)?;
+        let db = Arc::new(Database::create(path)?);
         let backend = RedbBackend {
             db,
             tx: None,
@@ -139,7 +141,7 @@ impl Backend for RedbBackend {
         };
         drop(read);
         for s in schemas {
-            catalog.add(backend.load(&s)?);
+            catalog.add(load(&backend.db, &s)?);
         }
         Ok((backend, catalog))
     }
@@ -153,26 +155,11 @@ impl Backend for RedbBackend {
         catalog: &mut RedbCatalog,
         schema: TableSchema,
     ) -> Result<TableSchema, RedbError> {
-        if self.tx.is_some() {
-            return Err(RedbError::Busy);
+        if catalog.table_id(schema.name()).is_some() {
+            return ClusterBackend::register(self, schema);
         }
-        if let Some(id) = catalog.table_id(schema.name()) {
-            if catalog.sources[id.0].schema() != &schema {
-                return Err(RedbError::SchemaMismatch {
-                    table: schema.name().into(),
-                });
-            }
-            return Ok(schema);
-        }
-        let w = self.db.begin_write()?;
-        {
-            let mut t = w.open_table(SCHEMAS)?;
-            t.insert(schema.name(), encode_schema(&schema).as_slice())?;
-            let name = rows_table(schema.name());
-            w.open_table(TableDefinition::<&[u8], &[u8]>::new(&name))?;
-        }
-        w.commit()?;
-        catalog.add(self.load(&schema)?);
+        let schema = ClusterBackend::register(self, schema)?;
+        catalog.add(load(&self.db, &schema)?);
         Ok(schema)
     }
 
@@ -254,6 +241,73 @@ impl Backend for RedbBackend {
     fn advance(&mut self, _catalog: &mut RedbCatalog) -> Result<(), RedbError> {
         // The sources took every committed change as the engine applied it,
         // so they already hold the committed state.
+        Ok(())
+    }
+}
+
+impl ClusterBackend for RedbBackend {
+    type Reader = Arc<Database>;
+
+    fn reader(&self) -> Arc<Database> {
+        self.db.clone()
+    }
+
+    /// Persists the schema; the same schema again is fine, another is refused.
+    fn register(&mut self, schema: TableSchema) -> Result<TableSchema, RedbError> {
+        if self.tx.is_some() {
+            return Err(RedbError::Busy);
+        }
+        {
+            let read = self.db.begin_read()?;
+            match read.open_table(SCHEMAS) {
+                Ok(t) => {
+                    if let Some(stored) = t.get(schema.name())? {
+                        if decode_schema(schema.name(), stored.value())? != schema {
+                            return Err(RedbError::SchemaMismatch {
+                                table: schema.name().into(),
+                            });
+                        }
+                        return Ok(schema);
+                    }
+                }
+                Err(TableError::TableDoesNotExist(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let w = self.db.begin_write()?;
+        {
+            let mut t = w.open_table(SCHEMAS)?;
+            t.insert(schema.name(), encode_schema(&schema).as_slice())?;
+            let name = rows_table(schema.name());
+            w.open_table(TableDefinition::<&[u8], &[u8]>::new(&name))?;
+        }
+        w.commit()?;
+        Ok(schema)
+    }
+
+    fn open_catalog(db: &Arc<Database>, tables: &[TableSchema]) -> Result<RedbCatalog, RedbError> {
+        let mut catalog = RedbCatalog {
+            sources: Vec::new(),
+            names: BTreeMap::new(),
+        };
+        for t in tables {
+            catalog.add(load(db, t)?);
+        }
+        Ok(catalog)
+    }
+
+    fn add_table(
+        db: &Arc<Database>,
+        catalog: &mut RedbCatalog,
+        schema: &TableSchema,
+    ) -> Result<(), RedbError> {
+        catalog.add(load(db, schema)?);
+        Ok(())
+    }
+
+    /// A worker's tables already hold the last commit: they took every
+    /// committed change as its engine applied it.
+    fn pin(_catalog: &mut RedbCatalog) -> Result<(), RedbError> {
         Ok(())
     }
 }

@@ -11,6 +11,9 @@
 //! dropping the transaction — delivers nothing and touches no view.
 //!
 //! Backends implement [`Backend`]; `rindle_sqlite::Db` is `Db<SqliteBackend>`.
+//! [`cluster::Cluster`] runs the same engine on a pool of worker threads.
+
+pub mod cluster;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -126,6 +129,8 @@ pub enum DbError<E> {
     Busy,
     /// The query's handle outlived its database.
     Closed,
+    /// A cluster worker refused or failed an operation.
+    Worker(String),
 }
 
 impl<E: fmt::Display> fmt::Display for DbError<E> {
@@ -137,6 +142,7 @@ impl<E: fmt::Display> fmt::Display for DbError<E> {
             DbError::UnknownTable(t) => write!(f, "table `{t}` is not registered"),
             DbError::Busy => f.write_str("a write transaction is already open"),
             DbError::Closed => f.write_str("the database is closed"),
+            DbError::Worker(e) => write!(f, "worker: {e}"),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use rindle_core::{Column, Row, SourceChange, TableSchema};
 use rindle_replica::Backend;
+use rindle_replica::cluster::ClusterBackend;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization, PreUpdateCase};
 use rusqlite::{Connection, params_from_iter};
 
@@ -299,13 +300,7 @@ impl Backend for SqliteBackend {
         catalog: &mut SqliteCatalog,
         name: String,
     ) -> Result<TableSchema, SqliteError> {
-        if self.in_tx {
-            return Err(SqliteError::Busy);
-        }
-        let schema = self.introspect(&name)?;
-        lock(&self.capture)
-            .tables
-            .insert(name.clone(), schema.clone());
+        let schema = ClusterBackend::register(self, name)?;
         // The reader may predate the table's creation.
         catalog.reader().repin()?;
         catalog.add(schema.clone());
@@ -401,6 +396,45 @@ impl Backend for SqliteBackend {
     }
 
     fn advance(&mut self, catalog: &mut SqliteCatalog) -> Result<(), SqliteError> {
+        catalog.advance()
+    }
+}
+
+impl ClusterBackend for SqliteBackend {
+    type Reader = PathBuf;
+
+    fn reader(&self) -> PathBuf {
+        self.path.clone()
+    }
+
+    fn register(&mut self, name: String) -> Result<TableSchema, SqliteError> {
+        if self.in_tx {
+            return Err(SqliteError::Busy);
+        }
+        let schema = self.introspect(&name)?;
+        lock(&self.capture).tables.insert(name, schema.clone());
+        Ok(schema)
+    }
+
+    fn open_catalog(path: &PathBuf, tables: &[TableSchema]) -> Result<SqliteCatalog, SqliteError> {
+        let mut catalog = SqliteCatalog::new(Reader::open(path)?);
+        for t in tables {
+            catalog.add(t.clone());
+        }
+        Ok(catalog)
+    }
+
+    fn add_table(
+        _path: &PathBuf,
+        catalog: &mut SqliteCatalog,
+        schema: &TableSchema,
+    ) -> Result<(), SqliteError> {
+        catalog.reader().repin()?;
+        catalog.add(schema.clone());
+        Ok(())
+    }
+
+    fn pin(catalog: &mut SqliteCatalog) -> Result<(), SqliteError> {
         catalog.advance()
     }
 }

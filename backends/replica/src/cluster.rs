@@ -1,0 +1,648 @@
+//! The multi-threaded live engine: one writer, a pool of IVM workers.
+//!
+//! Each worker thread owns an [`Engine`] over its own catalog — its own read
+//! snapshot of the database — and the queries placed on it (balanced: a new
+//! query goes to the worker with the fewest). Writes go through one writer.
+//! Per transaction:
+//!
+//! 1. the writer runs the transaction, the backend capturing its changes;
+//! 2. the barrier: every worker, having derived every earlier transaction,
+//!    pins its snapshot at the last commit — the state before this one;
+//! 3. the writer commits durably; the commit version `cv` grows by one;
+//! 4. every worker derives its queries' changes from its pinned snapshot plus
+//!    the captured changes, in parallel with the others, and emits its
+//!    queries' events followed by a [`ClusterEvent::Progress`] marker with the
+//!    `cv`: once a consumer has seen the marker of every worker, transaction
+//!    `cv` is fully delivered.
+//!
+//! A query lives on one worker, so its events keep their order. Deriving a
+//! query runs inside a panic guard: a panic or an engine error tears that
+//! query down with a [`ClusterEvent::Faulted`] and nothing else changes. A
+//! worker thread that dies anyway is respawned on the next operation that
+//! reaches it, with its surviving queries re-hydrated.
+//!
+//! Back-pressure: the event stream and every worker's command queue are
+//! bounded. A consumer that stops reading blocks the workers on their next
+//! event, which blocks the writer at its next barrier: writes slow down to the
+//! consumer's pace and memory stays bounded. Nothing is dropped. Operations
+//! that make a worker emit (adding a query emits its `Hydrated`) wait the same
+//! way, so the thread that reads the stream must not stop reading while it
+//! waits on the cluster.
+
+use std::collections::BTreeMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use rindle_core::{
+    Ast, Change, Engine, EngineError, QueryEvent, QueryId, Row, SourceChange, TableSchema,
+    ViewFormat,
+};
+
+use crate::{Backend, DbError};
+
+/// A backend whose data worker threads can read through snapshots of their
+/// own.
+pub trait ClusterBackend: Backend + Send + 'static {
+    /// What a worker needs to open its own catalog (a path, a shared handle).
+    type Reader: Clone + Send + 'static;
+
+    /// The reader handle for workers.
+    fn reader(&self) -> Self::Reader;
+
+    /// Registers a table on the write side (the workers add it to their own
+    /// catalogs with [`ClusterBackend::add_table`]).
+    fn register(&mut self, spec: Self::TableSpec) -> Result<TableSchema, Self::Error>;
+
+    /// Opens a worker's catalog holding `tables`, at the last commit.
+    fn open_catalog(
+        reader: &Self::Reader,
+        tables: &[TableSchema],
+    ) -> Result<Self::Catalog, Self::Error>;
+
+    /// Adds a newly registered table to a worker's catalog.
+    fn add_table(
+        reader: &Self::Reader,
+        catalog: &mut Self::Catalog,
+        schema: &TableSchema,
+    ) -> Result<(), Self::Error>;
+
+    /// Moves a worker's catalog to the last committed state (the barrier).
+    fn pin(catalog: &mut Self::Catalog) -> Result<(), Self::Error>;
+}
+
+/// What the cluster reports, in order per query.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ClusterEvent {
+    /// A query was added: its whole result, as adds, at commit version `cv`.
+    Hydrated {
+        /// The query.
+        query: QueryId,
+        /// The commit version the result reflects.
+        cv: u64,
+        /// The result's format, to materialize it in a view.
+        format: Arc<ViewFormat>,
+        /// One `Add` per top-level row.
+        changes: Vec<Change>,
+    },
+    /// Transaction `cv` changed the query's result.
+    Changed {
+        /// The query.
+        query: QueryId,
+        /// The transaction's commit version.
+        cv: u64,
+        /// The changes, in order.
+        changes: Vec<Change>,
+    },
+    /// Deriving the query failed; it has been torn down.
+    Faulted {
+        /// The query.
+        query: QueryId,
+        /// The transaction it failed on.
+        cv: u64,
+        /// Why.
+        message: String,
+    },
+    /// `worker` has emitted everything transaction `cv` caused on it.
+    Progress {
+        /// The worker.
+        worker: usize,
+        /// The transaction.
+        cv: u64,
+    },
+}
+
+type Reply<T> = SyncSender<Result<T, String>>;
+
+enum Cmd {
+    AddTable(TableSchema, Reply<()>),
+    AddQuery(QueryId, Box<Ast>, u64, Reply<Arc<ViewFormat>>),
+    RemoveQuery(QueryId),
+    Pin(Reply<()>),
+    Apply(u64, Arc<Vec<(String, SourceChange)>>),
+    Shutdown,
+}
+
+/// Test hook: called inside each query's guarded derivation with the query
+/// and the transaction's cv; returning true makes the derivation panic.
+pub type FaultInjector = Arc<dyn Fn(QueryId, u64) -> bool + Send + Sync>;
+
+struct Worker {
+    cmd: SyncSender<Cmd>,
+    thread: Option<JoinHandle<()>>,
+    queries: BTreeMap<QueryId, Ast>,
+}
+
+struct Writer<B: ClusterBackend> {
+    backend: B,
+    cv: u64,
+}
+
+/// Options for [`Cluster::open`].
+#[derive(Clone)]
+pub struct ClusterOptions {
+    /// IVM worker threads (at least 1).
+    pub workers: usize,
+    /// Capacity of the event stream and of each worker's command queue.
+    pub queue: usize,
+    /// Fault injection for tests.
+    pub fault_injector: Option<FaultInjector>,
+}
+
+impl ClusterOptions {
+    /// `workers` threads, queues of 1024.
+    pub fn new(workers: usize) -> ClusterOptions {
+        ClusterOptions {
+            workers: workers.max(1),
+            queue: 1024,
+            fault_injector: None,
+        }
+    }
+}
+
+/// The multi-threaded live engine. Shareable across threads.
+pub struct Cluster<B: ClusterBackend> {
+    writer: Mutex<Writer<B>>,
+    faults: Faults,
+    workers: Mutex<Vec<Worker>>,
+    schemas: Mutex<BTreeMap<String, TableSchema>>,
+    reader: B::Reader,
+    events: SyncSender<ClusterEvent>,
+    options: ClusterOptions,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
+}
+
+/// Queries torn down by their workers, for the cluster to forget.
+type Faults = Arc<Mutex<Vec<QueryId>>>;
+
+struct WorkerSetup<B: ClusterBackend> {
+    index: usize,
+    reader: B::Reader,
+    tables: Vec<TableSchema>,
+    events: SyncSender<ClusterEvent>,
+    queue: usize,
+    injector: Option<FaultInjector>,
+    faults: Faults,
+}
+
+fn spawn_worker<B: ClusterBackend>(setup: WorkerSetup<B>) -> (SyncSender<Cmd>, JoinHandle<()>) {
+    let (tx, rx) = sync_channel::<Cmd>(setup.queue);
+    let thread = std::thread::Builder::new()
+        .name(format!("rindle-ivm-{}", setup.index))
+        .spawn(move || worker_loop::<B>(&setup, &rx))
+        .expect("spawning a worker thread");
+    (tx, thread)
+}
+
+fn worker_loop<B: ClusterBackend>(setup: &WorkerSetup<B>, rx: &Receiver<Cmd>) {
+    let (index, reader, events) = (setup.index, &setup.reader, &setup.events);
+    let injector = setup.injector.as_ref();
+    let catalog = match B::open_catalog(reader, &setup.tables) {
+        Ok(c) => c,
+        Err(_) => return,
+    };
+    let mut engine = Engine::new(catalog);
+    while let Ok(cmd) = rx.recv() {
+        match cmd {
+            Cmd::AddTable(schema, reply) => {
+                let r =
+                    B::add_table(reader, engine.catalog_mut(), &schema).map_err(|e| e.to_string());
+                let _ = reply.send(r);
+            }
+            Cmd::AddQuery(id, ast, cv, reply) => {
+                let added = catch_unwind(AssertUnwindSafe(|| engine.add_query(id, &ast)));
+                let r = match added {
+                    Ok(Ok(nodes)) => match engine.format(id).cloned() {
+                        Some(format) => {
+                            let _ = events.send(ClusterEvent::Hydrated {
+                                query: id,
+                                cv,
+                                format: format.clone(),
+                                changes: nodes.into_iter().map(Change::Add).collect(),
+                            });
+                            Ok(format)
+                        }
+                        None => Err("the query vanished".to_string()),
+                    },
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(p) => Err(format!("hydrating panicked: {}", panic_message(&*p))),
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::RemoveQuery(id) => {
+                engine.remove_query(id);
+            }
+            Cmd::Pin(reply) => {
+                let _ = reply.send(B::pin(engine.catalog_mut()).map_err(|e| e.to_string()));
+            }
+            Cmd::Apply(cv, changes) => {
+                for (table, change) in changes.iter() {
+                    let mut isolate =
+                        |q: QueryId, derive: &mut dyn FnMut() -> Result<(), EngineError>| {
+                            match catch_unwind(AssertUnwindSafe(|| {
+                                if injector.is_some_and(|f| f(q, cv)) {
+                                    panic!("injected fault");
+                                }
+                                derive()
+                            })) {
+                                Ok(r) => r,
+                                Err(_) => Err(EngineError::Internal("deriving the query panicked")),
+                            }
+                        };
+                    if let Err(e) = engine.push_isolated(table, change.clone(), &mut isolate) {
+                        // The worker's state and the backend disagree about the
+                        // table: its queries here can no longer be trusted.
+                        for q in engine.queries_reading(table) {
+                            engine.fault_query(
+                                q,
+                                EngineError::Internal(
+                                    "a committed change contradicted the worker's state",
+                                ),
+                            );
+                        }
+                        let _ = e;
+                    }
+                }
+                for event in engine.drain() {
+                    let e = match event {
+                        QueryEvent::Changed { query, changes } => {
+                            ClusterEvent::Changed { query, cv, changes }
+                        }
+                        QueryEvent::Faulted { query, error } => {
+                            lock(&setup.faults).push(query);
+                            ClusterEvent::Faulted {
+                                query,
+                                cv,
+                                message: error.to_string(),
+                            }
+                        }
+                        _ => continue,
+                    };
+                    if events.send(e).is_err() {
+                        return;
+                    }
+                }
+                if events
+                    .send(ClusterEvent::Progress { worker: index, cv })
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            Cmd::Shutdown => return,
+        }
+    }
+}
+
+/// Why a cluster operation failed.
+pub type ClusterError<E> = DbError<E>;
+
+/// An opened cluster and its event stream.
+pub type Opened<B> = (Cluster<B>, Receiver<ClusterEvent>);
+
+impl<B: ClusterBackend> Cluster<B> {
+    /// Opens the backend and starts the workers; returns the cluster and its
+    /// event stream.
+    pub fn open(
+        config: impl Into<B::Config>,
+        options: ClusterOptions,
+    ) -> Result<Opened<B>, ClusterError<B::Error>> {
+        // Queries live on the workers, each with a catalog of its own.
+        let (backend, catalog) = B::open(config.into()).map_err(DbError::Backend)?;
+        let schemas: BTreeMap<String, TableSchema> = B::registered(&catalog)
+            .into_iter()
+            .map(|s| (s.name().to_string(), s))
+            .collect();
+        drop(catalog);
+        let reader = backend.reader();
+        let (events, rx) = sync_channel(options.queue.max(1));
+        let tables: Vec<TableSchema> = schemas.values().cloned().collect();
+        let faults = Faults::default();
+        let workers = (0..options.workers.max(1))
+            .map(|i| {
+                let (cmd, thread) = spawn_worker::<B>(WorkerSetup {
+                    index: i,
+                    reader: reader.clone(),
+                    tables: tables.clone(),
+                    events: events.clone(),
+                    queue: options.queue.max(1),
+                    injector: options.fault_injector.clone(),
+                    faults: faults.clone(),
+                });
+                Worker {
+                    cmd,
+                    thread: Some(thread),
+                    queries: BTreeMap::new(),
+                }
+            })
+            .collect();
+        Ok((
+            Cluster {
+                writer: Mutex::new(Writer { backend, cv: 0 }),
+                faults,
+                workers: Mutex::new(workers),
+                schemas: Mutex::new(schemas),
+                reader,
+                events,
+                options,
+            },
+            rx,
+        ))
+    }
+
+    /// The commit version of the last committed transaction.
+    pub fn cv(&self) -> u64 {
+        lock(&self.writer).cv
+    }
+
+    /// The number of worker threads.
+    pub fn worker_count(&self) -> usize {
+        lock(&self.workers).len()
+    }
+
+    /// The workers, with the queries their threads have torn down forgotten.
+    fn workers(&self) -> MutexGuard<'_, Vec<Worker>> {
+        let mut workers = lock(&self.workers);
+        for q in lock(&self.faults).drain(..) {
+            for w in workers.iter_mut() {
+                w.queries.remove(&q);
+            }
+        }
+        workers
+    }
+
+    /// Sends a command to worker `i`, respawning it first if its thread died.
+    fn send(&self, workers: &mut [Worker], i: usize, make: &dyn Fn() -> Cmd) -> Result<(), String> {
+        if workers[i].cmd.send(make()).is_ok() {
+            return Ok(());
+        }
+        self.respawn(workers, i)?;
+        workers[i]
+            .cmd
+            .send(make())
+            .map_err(|_| "worker unavailable".to_string())
+    }
+
+    fn respawn(&self, workers: &mut [Worker], i: usize) -> Result<(), String> {
+        if let Some(t) = workers[i].thread.take() {
+            let _ = t.join();
+        }
+        let tables: Vec<TableSchema> = lock(&self.schemas).values().cloned().collect();
+        let (cmd, thread) = spawn_worker::<B>(WorkerSetup {
+            index: i,
+            reader: self.reader.clone(),
+            tables,
+            events: self.events.clone(),
+            queue: self.options.queue.max(1),
+            injector: self.options.fault_injector.clone(),
+            faults: self.faults.clone(),
+        });
+        workers[i].cmd = cmd;
+        workers[i].thread = Some(thread);
+        let cv = lock(&self.writer).cv;
+        let queries: Vec<(QueryId, Ast)> = workers[i]
+            .queries
+            .iter()
+            .map(|(q, a)| (*q, a.clone()))
+            .collect();
+        for (q, ast) in queries {
+            let (reply, wait) = sync_channel(1);
+            workers[i]
+                .cmd
+                .send(Cmd::AddQuery(q, Box::new(ast), cv, reply))
+                .map_err(|_| "worker unavailable".to_string())?;
+            if wait.recv().map_err(|_| "worker died".to_string())?.is_err() {
+                workers[i].queries.remove(&q);
+            }
+        }
+        Ok(())
+    }
+
+    /// Registers a table with the writer and every worker.
+    pub fn register_table(
+        &self,
+        spec: impl Into<B::TableSpec>,
+    ) -> Result<TableSchema, ClusterError<B::Error>> {
+        let mut w = lock(&self.writer);
+        let schema = w.backend.register(spec.into()).map_err(DbError::Backend)?;
+        lock(&self.schemas).insert(schema.name().to_string(), schema.clone());
+        let mut workers = self.workers();
+        for i in 0..workers.len() {
+            let (reply, wait) = sync_channel(1);
+            let s = schema.clone();
+            let reply2 = reply.clone();
+            self.send(&mut workers, i, &move || {
+                Cmd::AddTable(s.clone(), reply2.clone())
+            })
+            .map_err(DbError::Worker)?;
+            drop(reply);
+            let _ = wait.recv();
+        }
+        Ok(schema)
+    }
+
+    /// Places a query on the least-loaded worker and hydrates it there; its
+    /// `Hydrated` event follows on the stream. Returns the worker and the
+    /// query's result format.
+    pub fn add_query(
+        &self,
+        id: QueryId,
+        ast: &Ast,
+    ) -> Result<(usize, Arc<ViewFormat>), ClusterError<B::Error>> {
+        let w = lock(&self.writer);
+        let cv = w.cv;
+        let mut workers = self.workers();
+        if workers.iter().any(|wk| wk.queries.contains_key(&id)) {
+            return Err(DbError::Query(rindle_core::QueryError::DuplicateId(id)));
+        }
+        let i = (0..workers.len())
+            .min_by_key(|&i| workers[i].queries.len())
+            .unwrap_or(0);
+        let (reply, wait) = sync_channel(1);
+        let ast2 = ast.clone();
+        self.send(&mut workers, i, &move || {
+            Cmd::AddQuery(id, Box::new(ast2.clone()), cv, reply.clone())
+        })
+        .map_err(DbError::Worker)?;
+        drop(w);
+        match wait.recv() {
+            Ok(Ok(format)) => {
+                workers[i].queries.insert(id, ast.clone());
+                Ok((i, format))
+            }
+            Ok(Err(msg)) => Err(DbError::Worker(msg)),
+            Err(_) => Err(DbError::Closed),
+        }
+    }
+
+    /// Removes a query; false if it was not placed.
+    pub fn remove_query(&self, id: QueryId) -> bool {
+        let mut workers = self.workers();
+        for i in 0..workers.len() {
+            if workers[i].queries.remove(&id).is_some() {
+                let _ = self.send(&mut workers, i, &move || Cmd::RemoveQuery(id));
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Runs a write transaction: `f` writes through the [`ClusterTx`]; if it
+    /// returns `Ok`, the transaction commits (barrier, durable commit, then
+    /// the workers derive) and its commit version is returned with `f`'s
+    /// value; if it returns `Err` or panics, the transaction rolls back and
+    /// nothing is delivered.
+    pub fn transaction<T, E>(
+        &self,
+        f: impl FnOnce(&mut ClusterTx<'_, B>) -> Result<T, E>,
+    ) -> Result<(u64, T), TxError<E, B::Error>> {
+        let mut w = lock(&self.writer);
+        w.backend
+            .begin()
+            .map_err(|e| TxError::Db(DbError::Backend(e)))?;
+        let schemas = lock(&self.schemas).clone();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            f(&mut ClusterTx {
+                backend: &mut w.backend,
+                schemas: &schemas,
+            })
+        }));
+        let value = match result {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => {
+                let _ = w.backend.rollback();
+                return Err(TxError::Aborted(e));
+            }
+            Err(p) => {
+                let _ = w.backend.rollback();
+                std::panic::resume_unwind(p);
+            }
+        };
+        // The barrier: every worker pins the state before this commit.
+        {
+            let mut workers = self.workers();
+            let mut waits = Vec::with_capacity(workers.len());
+            for i in 0..workers.len() {
+                let (reply, wait) = sync_channel(1);
+                if self
+                    .send(&mut workers, i, &move || Cmd::Pin(reply.clone()))
+                    .is_ok()
+                {
+                    waits.push(wait);
+                }
+            }
+            for wait in waits {
+                let _ = wait.recv();
+            }
+        }
+        let changes = w
+            .backend
+            .commit()
+            .map_err(|e| TxError::Db(DbError::Backend(e)))?;
+        w.cv += 1;
+        let cv = w.cv;
+        let changes = Arc::new(changes);
+        let mut workers = self.workers();
+        for i in 0..workers.len() {
+            let c = changes.clone();
+            let _ = self.send(&mut workers, i, &move || Cmd::Apply(cv, c.clone()));
+        }
+        Ok((cv, value))
+    }
+}
+
+impl<B: ClusterBackend> Drop for Cluster<B> {
+    fn drop(&mut self) {
+        let mut workers = self.workers();
+        for w in workers.iter_mut() {
+            let _ = w.cmd.try_send(Cmd::Shutdown);
+        }
+        for w in workers.iter_mut() {
+            drop(std::mem::replace(&mut w.cmd, sync_channel(1).0));
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+/// Why a cluster transaction did not commit.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TxError<E, B> {
+    /// The transaction's closure returned this error; it was rolled back.
+    Aborted(E),
+    /// The cluster or backend failed.
+    Db(DbError<B>),
+}
+
+impl<E: std::fmt::Display, B: std::fmt::Display> std::fmt::Display for TxError<E, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TxError::Aborted(e) => write!(f, "transaction aborted: {e}"),
+            TxError::Db(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl<E: std::fmt::Debug + std::fmt::Display, B: std::fmt::Debug + std::fmt::Display>
+    std::error::Error for TxError<E, B>
+{
+}
+
+/// The open transaction inside [`Cluster::transaction`].
+pub struct ClusterTx<'a, B: ClusterBackend> {
+    backend: &'a mut B,
+    schemas: &'a BTreeMap<String, TableSchema>,
+}
+
+impl<B: ClusterBackend> ClusterTx<'_, B> {
+    fn row_op(
+        &mut self,
+        table: &str,
+        row: &Row,
+        op: fn(&mut B, &TableSchema, &Row) -> Result<(), B::Error>,
+    ) -> Result<(), DbError<B::Error>> {
+        let schema = self
+            .schemas
+            .get(table)
+            .ok_or_else(|| DbError::UnknownTable(table.into()))?;
+        schema
+            .check_row(row)
+            .map_err(|e| DbError::Change(rindle_core::PushError::Change(e)))?;
+        let row = schema.normalize(row.clone());
+        op(self.backend, schema, &row).map_err(DbError::Backend)
+    }
+
+    /// Inserts a row.
+    pub fn insert(&mut self, table: &str, row: Row) -> Result<(), DbError<B::Error>> {
+        self.row_op(table, &row, B::insert)
+    }
+
+    /// Replaces the row with the same primary key.
+    pub fn update(&mut self, table: &str, row: Row) -> Result<(), DbError<B::Error>> {
+        self.row_op(table, &row, B::update)
+    }
+
+    /// Deletes the row with this row's primary key.
+    pub fn delete(&mut self, table: &str, row: Row) -> Result<(), DbError<B::Error>> {
+        self.row_op(table, &row, B::delete)
+    }
+
+    /// The backend, for backend-specific writes (SQL).
+    pub fn backend(&mut self) -> &mut B {
+        self.backend
+    }
+}
