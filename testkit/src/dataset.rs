@@ -201,8 +201,9 @@ impl IssueTracker {
         cat
     }
 
-    /// Creates the tables (typed, with primary keys; booleans as 0 / 1) and
-    /// inserts every row in one transaction.
+    /// Creates the tables (typed, with primary keys; booleans declared
+    /// BOOLEAN, stored as 0 / 1), indexes on the columns relationships
+    /// correlate on, and inserts every row in one transaction.
     pub fn load_sqlite(&self, conn: &mut Connection) -> rusqlite::Result<()> {
         let tx = conn.transaction()?;
         for schema in Self::schemas() {
@@ -211,7 +212,8 @@ impl IssueTracker {
                 .iter()
                 .map(|c| {
                     let ty = match c.ty {
-                        ColumnType::Integer | ColumnType::Boolean => "INTEGER",
+                        ColumnType::Integer => "INTEGER",
+                        ColumnType::Boolean => "BOOLEAN",
                         ColumnType::Real => "REAL",
                         _ => "TEXT",
                     };
@@ -240,6 +242,11 @@ impl IssueTracker {
                 insert.execute(params_from_iter(row.iter().map(sql_value)))?;
             }
         }
+        tx.execute_batch(
+            "CREATE INDEX issue_creator ON issue (creatorID);
+             CREATE INDEX comment_issue ON comment (issueID);
+             CREATE INDEX comment_creator ON comment (creatorID);",
+        )?;
         tx.commit()
     }
 

@@ -63,6 +63,7 @@ struct Consumer {
     views: BTreeMap<QueryId, View>,
     formats: BTreeMap<QueryId, Arc<ViewFormat>>,
     faulted: BTreeMap<QueryId, u64>,
+    messages: Vec<String>,
     progress: BTreeMap<u64, usize>,
 }
 
@@ -72,6 +73,7 @@ impl Consumer {
             views: BTreeMap::new(),
             formats: BTreeMap::new(),
             faulted: BTreeMap::new(),
+            messages: Vec::new(),
             progress: BTreeMap::new(),
         }
     }
@@ -97,7 +99,8 @@ impl Consumer {
                     .apply_all(&changes)
                     .unwrap();
             }
-            ClusterEvent::Faulted { query, cv, .. } => {
+            ClusterEvent::Faulted { query, cv, message } => {
+                self.messages.push(message);
                 self.faulted.insert(query, cv);
             }
             ClusterEvent::Progress { cv, .. } => *self.progress.entry(cv).or_default() += 1,
@@ -179,6 +182,49 @@ fn a_panicking_query_is_torn_down_and_nothing_else_breaks() {
     }
     // The faulted query is gone; its id can be placed again.
     c.add_query(QueryId(2), &queries()[1].1).unwrap();
+}
+
+#[test]
+fn a_worker_that_dies_restarts_and_rehydrates_its_queries() {
+    let mut options = ClusterOptions::new(2);
+    options.worker_killer = Some(Arc::new(|worker: usize, cv: u64| worker == 0 && cv == 3));
+    let (_dir, c, rx) = sqlite_cluster(options);
+    create_items(&c);
+    let mut consumer = Consumer::new();
+    let mut placed = BTreeMap::new();
+    for (id, ast) in queries() {
+        let (worker, f) = c.add_query(id, &ast).unwrap();
+        consumer.formats.insert(id, f);
+        placed.insert(id, worker);
+    }
+    assert!(placed.values().any(|w| *w == 0) && placed.values().any(|w| *w == 1));
+    let mut hydrations = BTreeMap::new();
+    for i in 0..12i64 {
+        let (cv, ()) = c
+            .transaction(|tx| tx.insert("item", row![i, i % 3, (i * 5) % 7]))
+            .unwrap();
+        while consumer.progress.get(&cv).copied().unwrap_or(0) < 2 {
+            let e = rx.recv_timeout(Duration::from_secs(30)).expect("progress");
+            if let ClusterEvent::Hydrated { query, .. } = &e {
+                *hydrations.entry(*query).or_insert(0) += 1;
+            }
+            consumer.take(e);
+        }
+    }
+    assert!(consumer.faulted.is_empty(), "{:?}", consumer.messages);
+    // Worker 0's queries were hydrated again after its restart; worker 1's
+    // only once, when they were added.
+    for (id, worker) in &placed {
+        let expected = if *worker == 0 { Some(&2) } else { Some(&1) };
+        assert_eq!(
+            hydrations.get(id),
+            expected,
+            "query {id:?} on worker {worker}"
+        );
+    }
+    for (id, ast) in queries() {
+        assert_fresh(&c, &rx, &mut consumer, id, &ast);
+    }
 }
 
 #[test]

@@ -18,8 +18,11 @@
 //! A query lives on one worker, so its events keep their order. Deriving a
 //! query runs inside a panic guard: a panic or an engine error tears that
 //! query down with a [`ClusterEvent::Faulted`] and nothing else changes. A
-//! worker thread that dies anyway is respawned on the next operation that
-//! reaches it, with its surviving queries re-hydrated.
+//! worker that panics outside those guards restarts at once: it reopens its
+//! catalog at the last commit, re-hydrates its queries (their new `Hydrated`
+//! events replace what consumers hold) and emits the progress marker of the
+//! transaction it was applying. Should a worker thread die altogether, it is
+//! respawned on the next operation that reaches it.
 //!
 //! Back-pressure: the event stream and every worker's command queue are
 //! bounded. A consumer that stops reading blocks the workers on their next
@@ -129,6 +132,11 @@ enum Cmd {
 /// and the transaction's cv; returning true makes the derivation panic.
 pub type FaultInjector = Arc<dyn Fn(QueryId, u64) -> bool + Send + Sync>;
 
+/// Test hook: called when a worker starts applying a transaction, outside any
+/// query's guard, with the worker's index and the cv; returning true makes the
+/// worker itself panic (it then restarts).
+pub type WorkerKiller = Arc<dyn Fn(usize, u64) -> bool + Send + Sync>;
+
 struct Worker {
     cmd: SyncSender<Cmd>,
     thread: Option<JoinHandle<()>>,
@@ -147,8 +155,10 @@ pub struct ClusterOptions {
     pub workers: usize,
     /// Capacity of the event stream and of each worker's command queue.
     pub queue: usize,
-    /// Fault injection for tests.
+    /// Fault injection for tests: a query's derivation panics.
     pub fault_injector: Option<FaultInjector>,
+    /// Fault injection for tests: a worker panics outside any query's guard.
+    pub worker_killer: Option<WorkerKiller>,
 }
 
 impl ClusterOptions {
@@ -158,6 +168,7 @@ impl ClusterOptions {
             workers: workers.max(1),
             queue: 1024,
             fault_injector: None,
+            worker_killer: None,
         }
     }
 }
@@ -194,6 +205,7 @@ struct WorkerSetup<B: ClusterBackend> {
     events: SyncSender<ClusterEvent>,
     queue: usize,
     injector: Option<FaultInjector>,
+    killer: Option<WorkerKiller>,
     faults: Faults,
 }
 
@@ -206,23 +218,99 @@ fn spawn_worker<B: ClusterBackend>(setup: WorkerSetup<B>) -> (SyncSender<Cmd>, J
     (tx, thread)
 }
 
+/// What a worker must remember across a restart.
+#[derive(Default)]
+struct Memory {
+    /// Its queries, to re-hydrate.
+    queries: BTreeMap<QueryId, Ast>,
+    /// The last transaction it started applying.
+    cv: u64,
+    /// The tables registered since it started.
+    tables: Vec<TableSchema>,
+}
+
+/// Runs a worker, restarting it after a panic that escaped every query's
+/// guard: it reopens its catalog at the last commit, re-hydrates its queries
+/// (new `Hydrated` events replace what consumers hold) and emits the progress
+/// marker of the transaction it was applying.
 fn worker_loop<B: ClusterBackend>(setup: &WorkerSetup<B>, rx: &Receiver<Cmd>) {
+    let mut memory = Memory {
+        tables: setup.tables.clone(),
+        ..Memory::default()
+    };
+    let mut restarted = false;
+    loop {
+        let run = catch_unwind(AssertUnwindSafe(|| {
+            worker_run(setup, rx, &mut memory, restarted)
+        }));
+        match run {
+            Ok(()) => return,
+            Err(_) => restarted = true,
+        }
+    }
+}
+
+fn worker_run<B: ClusterBackend>(
+    setup: &WorkerSetup<B>,
+    rx: &Receiver<Cmd>,
+    memory: &mut Memory,
+    restarted: bool,
+) {
     let (index, reader, events) = (setup.index, &setup.reader, &setup.events);
     let injector = setup.injector.as_ref();
-    let catalog = match B::open_catalog(reader, &setup.tables) {
+    let catalog = match B::open_catalog(reader, &memory.tables) {
         Ok(c) => c,
         Err(_) => return,
     };
     let mut engine = Engine::new(catalog);
+    if restarted {
+        let cv = memory.cv;
+        let queries: Vec<(QueryId, Ast)> = memory
+            .queries
+            .iter()
+            .map(|(q, a)| (*q, a.clone()))
+            .collect();
+        for (id, ast) in queries {
+            match (engine.add_query(id, &ast), engine.format(id).cloned()) {
+                (Ok(nodes), Some(format)) => {
+                    let _ = events.send(ClusterEvent::Hydrated {
+                        query: id,
+                        cv,
+                        format,
+                        changes: nodes.into_iter().map(Change::Add).collect(),
+                    });
+                }
+                (r, _) => {
+                    memory.queries.remove(&id);
+                    lock(&setup.faults).push(id);
+                    let message = r
+                        .err()
+                        .map_or_else(|| "the query vanished".into(), |e| e.to_string());
+                    let _ = events.send(ClusterEvent::Faulted {
+                        query: id,
+                        cv,
+                        message,
+                    });
+                }
+            }
+        }
+        let _ = events.send(ClusterEvent::Progress { worker: index, cv });
+    }
     while let Ok(cmd) = rx.recv() {
         match cmd {
             Cmd::AddTable(schema, reply) => {
                 let r =
                     B::add_table(reader, engine.catalog_mut(), &schema).map_err(|e| e.to_string());
+                if r.is_ok() {
+                    memory.tables.push(schema);
+                }
                 let _ = reply.send(r);
             }
             Cmd::AddQuery(id, ast, cv, reply) => {
                 let added = catch_unwind(AssertUnwindSafe(|| engine.add_query(id, &ast)));
+                if matches!(added, Ok(Ok(_))) {
+                    memory.queries.insert(id, (*ast).clone());
+                }
                 let r = match added {
                     Ok(Ok(nodes)) => match engine.format(id).cloned() {
                         Some(format) => {
@@ -243,11 +331,16 @@ fn worker_loop<B: ClusterBackend>(setup: &WorkerSetup<B>, rx: &Receiver<Cmd>) {
             }
             Cmd::RemoveQuery(id) => {
                 engine.remove_query(id);
+                memory.queries.remove(&id);
             }
             Cmd::Pin(reply) => {
                 let _ = reply.send(B::pin(engine.catalog_mut()).map_err(|e| e.to_string()));
             }
             Cmd::Apply(cv, changes) => {
+                memory.cv = cv;
+                if setup.killer.as_ref().is_some_and(|k| k(index, cv)) {
+                    panic!("injected worker failure");
+                }
                 for (table, change) in changes.iter() {
                     let mut isolate =
                         |q: QueryId, derive: &mut dyn FnMut() -> Result<(), EngineError>| {
@@ -281,6 +374,7 @@ fn worker_loop<B: ClusterBackend>(setup: &WorkerSetup<B>, rx: &Receiver<Cmd>) {
                             ClusterEvent::Changed { query, cv, changes }
                         }
                         QueryEvent::Faulted { query, error } => {
+                            memory.queries.remove(&query);
                             lock(&setup.faults).push(query);
                             ClusterEvent::Faulted {
                                 query,
@@ -339,6 +433,7 @@ impl<B: ClusterBackend> Cluster<B> {
                     events: events.clone(),
                     queue: options.queue.max(1),
                     injector: options.fault_injector.clone(),
+                    killer: options.worker_killer.clone(),
                     faults: faults.clone(),
                 });
                 Worker {
@@ -407,6 +502,7 @@ impl<B: ClusterBackend> Cluster<B> {
             events: self.events.clone(),
             queue: self.options.queue.max(1),
             injector: self.options.fault_injector.clone(),
+            killer: self.options.worker_killer.clone(),
             faults: self.faults.clone(),
         });
         workers[i].cmd = cmd;
