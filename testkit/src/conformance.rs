@@ -338,6 +338,37 @@ fn run<F: SourceFactory>(factory: &F, case: &Case) -> Result<(), TestCaseError> 
     Ok(())
 }
 
+/// A source together with what must outlive it (a temporary directory
+/// holding its database file, say).
+pub struct Owned<S, K> {
+    /// The source.
+    pub source: S,
+    /// Kept alive as long as the source.
+    pub keep: K,
+}
+
+impl<S: Source, K> Source for Owned<S, K> {
+    fn schema(&self) -> &TableSchema {
+        self.source.schema()
+    }
+    fn prepare(&mut self, order: &SortOrder, constraint_columns: &[usize]) {
+        self.source.prepare(order, constraint_columns);
+    }
+    fn fetch(
+        &self,
+        req: &FetchRequest<'_>,
+        sink: &mut dyn FnMut(&Row) -> ControlFlow<()>,
+    ) -> Result<(), rindle_core::SourceError> {
+        self.source.fetch(req, sink)
+    }
+    fn get(&self, key: &[Value]) -> Result<Option<Row>, rindle_core::SourceError> {
+        self.source.get(key)
+    }
+    fn apply(&mut self, change: &SourceChange) -> Result<(), rindle_core::SourceError> {
+        self.source.apply(change)
+    }
+}
+
 /// Runs the conformance suite against sources built by `factory`; panics with
 /// the minimized failing case. `regressions` is where failing seeds go.
 pub fn check_source<F: SourceFactory>(factory: F, regressions: &'static str, default_cases: u32) {

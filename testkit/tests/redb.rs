@@ -3,7 +3,7 @@
 //! change streams and identical final views.
 
 use proptest::test_runner::{TestCaseError, TestRunner};
-use rindle_core::{Engine, MemoryCatalog, QueryEvent, QueryId, Row, Source, TableSchema};
+use rindle_core::{Engine, MemoryCatalog, QueryEvent, QueryId, Row, TableSchema};
 use rindle_testkit::conformance::check_source_with;
 use rindle_testkit::harness::{first_difference, proptest_config};
 use rindle_testkit::{CaseConfig, Model, RedbSubject, SqliteSubject, Subject, check_subject};
@@ -26,37 +26,6 @@ fn redb_db_matches_the_oracle_on_the_full_subset() {
         "proptest-regressions/redb_full.txt",
         64,
     );
-}
-
-/// A redb-loaded source that owns its database file.
-struct Loaded {
-    _dir: tempfile::TempDir,
-    source: rindle_core::MemorySource,
-}
-
-impl Source for Loaded {
-    fn schema(&self) -> &TableSchema {
-        self.source.schema()
-    }
-    fn prepare(&mut self, order: &rindle_core::SortOrder, constraint_columns: &[usize]) {
-        self.source.prepare(order, constraint_columns)
-    }
-    fn fetch(
-        &self,
-        req: &rindle_core::FetchRequest<'_>,
-        sink: &mut dyn FnMut(&Row) -> std::ops::ControlFlow<()>,
-    ) -> Result<(), rindle_core::SourceError> {
-        self.source.fetch(req, sink)
-    }
-    fn get(&self, key: &[rindle_core::Value]) -> Result<Option<Row>, rindle_core::SourceError> {
-        self.source.get(key)
-    }
-    fn apply(
-        &mut self,
-        change: &rindle_core::SourceChange,
-    ) -> Result<(), rindle_core::SourceError> {
-        self.source.apply(change)
-    }
 }
 
 #[test]
@@ -97,7 +66,7 @@ fn redb_sources_conform_after_a_round_trip_through_the_file() {
                     m
                 })
                 .expect("the reopened database knows the table");
-            Loaded { _dir: dir, source }
+            rindle_testkit::conformance::Owned { source, keep: dir }
         },
         "proptest-regressions/redb_source.txt",
         64,

@@ -2,7 +2,6 @@
 //! the oracle; memory and SQLite agree; the SQLite source conforms.
 
 use rindle_core::{Row, TableSchema};
-use rindle_sqlite::SqliteSource;
 use rindle_testkit::{CaseConfig, MemorySubject, SqliteSubject, check_subject, run_case};
 
 #[test]
@@ -23,37 +22,6 @@ fn sqlite_db_matches_the_oracle_on_the_full_subset() {
         "proptest-regressions/sqlite_full.txt",
         64,
     );
-}
-
-/// A SQLite source that owns the database file it reads.
-struct OwnedSource {
-    _dir: tempfile::TempDir,
-    source: SqliteSource,
-}
-
-impl rindle_core::Source for OwnedSource {
-    fn schema(&self) -> &TableSchema {
-        self.source.schema()
-    }
-    fn prepare(&mut self, order: &rindle_core::SortOrder, constraint_columns: &[usize]) {
-        self.source.prepare(order, constraint_columns)
-    }
-    fn fetch(
-        &self,
-        req: &rindle_core::FetchRequest<'_>,
-        sink: &mut dyn FnMut(&Row) -> std::ops::ControlFlow<()>,
-    ) -> Result<(), rindle_core::SourceError> {
-        self.source.fetch(req, sink)
-    }
-    fn get(&self, key: &[rindle_core::Value]) -> Result<Option<Row>, rindle_core::SourceError> {
-        self.source.get(key)
-    }
-    fn apply(
-        &mut self,
-        change: &rindle_core::SourceChange,
-    ) -> Result<(), rindle_core::SourceError> {
-        self.source.apply(change)
-    }
 }
 
 #[test]
@@ -95,7 +63,7 @@ fn sqlite_source_conforms() {
             }
             tx.commit().unwrap();
             let source = rindle_sqlite::open_source(&path, schema.clone()).unwrap();
-            OwnedSource { _dir: dir, source }
+            rindle_testkit::conformance::Owned { source, keep: dir }
         },
         "proptest-regressions/sqlite_source.txt",
         64,

@@ -43,7 +43,7 @@ use rindle_core::{
     ViewFormat,
 };
 
-use crate::{Backend, DbError};
+use crate::{Backend, DbError, RowOp, write_row};
 
 /// A backend whose data worker threads can read through snapshots of their
 /// own.
@@ -705,21 +705,12 @@ pub struct ClusterTx<'a, B: ClusterBackend> {
 }
 
 impl<B: ClusterBackend> ClusterTx<'_, B> {
-    fn row_op(
-        &mut self,
-        table: &str,
-        row: &Row,
-        op: fn(&mut B, &TableSchema, &Row) -> Result<(), B::Error>,
-    ) -> Result<(), DbError<B::Error>> {
+    fn row_op(&mut self, table: &str, row: &Row, op: RowOp<B>) -> Result<(), DbError<B::Error>> {
         let schema = self
             .schemas
             .get(table)
             .ok_or_else(|| DbError::UnknownTable(table.into()))?;
-        schema
-            .check_row(row)
-            .map_err(|e| DbError::Change(rindle_core::PushError::Change(e)))?;
-        let row = schema.normalize(row.clone());
-        op(self.backend, schema, &row).map_err(DbError::Backend)
+        write_row(self.backend, schema, row, op)
     }
 
     /// Inserts a row.

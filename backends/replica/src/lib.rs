@@ -364,6 +364,23 @@ impl<B: Backend> Drop for QueryHandle<B> {
     }
 }
 
+/// A backend's row operation (insert, update or delete).
+pub(crate) type RowOp<B> = fn(&mut B, &TableSchema, &Row) -> Result<(), <B as Backend>::Error>;
+
+/// The row API's one path into a backend: the row is checked against its
+/// table and normalized (see [`TableSchema::normalize`]) first.
+pub(crate) fn write_row<B: Backend>(
+    backend: &mut B,
+    schema: &TableSchema,
+    row: &Row,
+    op: RowOp<B>,
+) -> Result<(), DbError<B::Error>> {
+    schema
+        .check_row(row)
+        .map_err(|e| DbError::Change(PushError::Change(e)))?;
+    op(backend, schema, &schema.normalize(row.clone())).map_err(DbError::Backend)
+}
+
 /// The open write transaction. Dropping it without committing rolls it back.
 pub struct WriteTx<'db, B: Backend> {
     db: &'db Db<B>,
@@ -392,19 +409,10 @@ impl<B: Backend> WriteTx<'_, B> {
             .ok_or_else(|| DbError::UnknownTable(table.into()))
     }
 
-    fn row_op(
-        &mut self,
-        table: &str,
-        row: &Row,
-        op: fn(&mut B, &TableSchema, &Row) -> Result<(), B::Error>,
-    ) -> Result<(), DbError<B::Error>> {
+    fn row_op(&mut self, table: &str, row: &Row, op: RowOp<B>) -> Result<(), DbError<B::Error>> {
         let schema = self.schema(table)?;
-        schema
-            .check_row(row)
-            .map_err(|e| DbError::Change(PushError::Change(e)))?;
-        let row = schema.normalize(row.clone());
         let mut inner = self.db.inner()?;
-        op(&mut inner.backend, &schema, &row).map_err(DbError::Backend)
+        write_row(&mut inner.backend, &schema, row, op)
     }
 
     /// Inserts a row into a registered table.
