@@ -659,17 +659,33 @@ impl<B: ClusterBackend> Cluster<B> {
     }
 }
 
+impl<B: ClusterBackend> Cluster<B> {
+    /// Stops the workers and waits for them. They finish the commands already
+    /// queued, so keep reading the event stream until this returns.
+    pub fn shutdown(self) {
+        let handles: Vec<JoinHandle<()>> = {
+            let mut workers = self.workers();
+            for w in workers.iter_mut() {
+                let _ = w.cmd.send(Cmd::Shutdown);
+            }
+            workers.iter_mut().filter_map(|w| w.thread.take()).collect()
+        };
+        drop(self);
+        for h in handles {
+            let _ = h.join();
+        }
+    }
+}
+
 impl<B: ClusterBackend> Drop for Cluster<B> {
+    /// Closes the workers' queues without waiting: a worker exits once its
+    /// queue is drained, or at once if the event stream is gone. (Waiting here
+    /// could hang on a full stream nobody reads; [`Cluster::shutdown`] waits.)
     fn drop(&mut self) {
         let mut workers = self.workers();
         for w in workers.iter_mut() {
             let _ = w.cmd.try_send(Cmd::Shutdown);
-        }
-        for w in workers.iter_mut() {
-            drop(std::mem::replace(&mut w.cmd, sync_channel(1).0));
-            if let Some(t) = w.thread.take() {
-                let _ = t.join();
-            }
+            w.thread.take();
         }
     }
 }
