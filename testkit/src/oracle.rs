@@ -301,6 +301,23 @@ struct Compiler<'a> {
     aliases: usize,
 }
 
+/// The level's `orderBy` (first mention of a column wins), completed with the
+/// `key` columns it lacks, ascending: the total order the engine uses.
+fn completed_order<'k>(ast: &Ast, key: impl Iterator<Item = &'k str>) -> Vec<(String, Direction)> {
+    let mut names: Vec<(String, Direction)> = Vec::new();
+    for (n, d) in ast.order_by.iter().flatten() {
+        if !names.iter().any(|(m, _)| m == n) {
+            names.push((n.clone(), *d));
+        }
+    }
+    for k in key {
+        if !names.iter().any(|(m, _)| m == k) {
+            names.push((k.to_string(), Direction::Asc));
+        }
+    }
+    names
+}
+
 fn and_all(parts: &[String]) -> String {
     if parts.is_empty() {
         "1".into()
@@ -448,18 +465,13 @@ impl<'a> Compiler<'a> {
     /// -0.0 tie-breaks after float columns.
     fn order(&self, ast: &Ast, scope: &Scope<'_>) -> Result<Vec<(String, Direction)>, OracleError> {
         let (_, schema) = scope.level.clone().expect("a table level");
-        let mut names: Vec<(String, Direction)> = Vec::new();
-        for (n, d) in ast.order_by.iter().flatten() {
-            if !names.iter().any(|(m, _)| m == n) {
-                names.push((n.clone(), *d));
-            }
-        }
-        for &k in schema.primary_key() {
-            let n = &schema.columns()[k].name;
-            if !names.iter().any(|(m, _)| m == n) {
-                names.push((n.clone(), Direction::Asc));
-            }
-        }
+        let names = completed_order(
+            ast,
+            schema
+                .primary_key()
+                .iter()
+                .map(|&k| schema.columns()[k].name.as_str()),
+        );
         let mut keys = Vec::new();
         for (n, d) in names {
             let (e, ty) = scope.column(&n)?;
@@ -786,18 +798,13 @@ impl<'a> Compiler<'a> {
         for name in b.row.keys() {
             scope.column(name)?;
         }
-        let mut names: Vec<(String, Direction)> = Vec::new();
-        for (n, d) in ast.order_by.iter().flatten() {
-            if !names.iter().any(|(m, _)| m == n) {
-                names.push((n.clone(), *d));
-            }
-        }
-        for &k in schema.primary_key() {
-            let n = &schema.columns()[k].name;
-            if !names.iter().any(|(m, _)| m == n) {
-                names.push((n.clone(), Direction::Asc));
-            }
-        }
+        let names = completed_order(
+            ast,
+            schema
+                .primary_key()
+                .iter()
+                .map(|&k| schema.columns()[k].name.as_str()),
+        );
         let mut acc = if b.exclusive { "0" } else { "1" }.to_string();
         for (n, d) in names.iter().rev() {
             let (e, ty) = scope.column(n)?;
@@ -876,17 +883,7 @@ impl<'a> Compiler<'a> {
             }
         }
         // Order: orderBy over the output names, completed with the group columns.
-        let mut names: Vec<(String, Direction)> = Vec::new();
-        for (n, d) in ast.order_by.iter().flatten() {
-            if !names.iter().any(|(m, _)| m == n) {
-                names.push((n.clone(), *d));
-            }
-        }
-        for g in &groups {
-            if !names.iter().any(|(m, _)| m == g) {
-                names.push((g.clone(), Direction::Asc));
-            }
-        }
+        let names = completed_order(ast, groups.iter().map(String::as_str));
         let mut keys = Vec::new();
         for (n, d) in names {
             let (e, ty) = out_scope.column(&n)?;
