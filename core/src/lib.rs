@@ -58,6 +58,7 @@ mod error;
 mod operator;
 mod ordering;
 mod predicate;
+pub mod protocol;
 mod schema;
 mod source;
 mod value;

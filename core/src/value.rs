@@ -291,8 +291,39 @@ mod serde_impl {
     use serde::de::{self, Deserialize, Deserializer, SeqAccess, Visitor};
     use serde::ser::{Serialize, SerializeSeq, Serializer};
 
+    /// The compact (non-human-readable, e.g. postcard) form: an enum with one
+    /// variant per kind, since such formats cannot describe a bare scalar's kind.
+    #[derive(serde::Serialize)]
+    enum CompactRef<'a> {
+        Null,
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+        Text(&'a str),
+    }
+
+    #[derive(serde::Deserialize)]
+    enum CompactOwned<'a> {
+        Null,
+        Bool(bool),
+        Int(i64),
+        Float(f64),
+        #[serde(borrow)]
+        Text(alloc::borrow::Cow<'a, str>),
+    }
+
     impl Serialize for Value {
         fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            if !s.is_human_readable() {
+                return match self {
+                    Value::Null => CompactRef::Null,
+                    Value::Bool(b) => CompactRef::Bool(*b),
+                    Value::Int(i) => CompactRef::Int(*i),
+                    Value::Float(f) => CompactRef::Float(*f),
+                    Value::Text(t) => CompactRef::Text(t),
+                }
+                .serialize(s);
+            }
             match self {
                 Value::Null => s.serialize_unit(),
                 Value::Bool(b) => s.serialize_bool(*b),
@@ -340,6 +371,15 @@ mod serde_impl {
 
     impl<'de> Deserialize<'de> for Value {
         fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+            if !d.is_human_readable() {
+                return Ok(match CompactOwned::deserialize(d)? {
+                    CompactOwned::Null => Value::Null,
+                    CompactOwned::Bool(b) => Value::Bool(b),
+                    CompactOwned::Int(i) => Value::Int(i),
+                    CompactOwned::Float(f) => Value::Float(f),
+                    CompactOwned::Text(t) => Value::Text(Arc::from(&*t)),
+                });
+            }
             d.deserialize_any(ValueVisitor)
         }
     }

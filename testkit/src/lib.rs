@@ -10,6 +10,8 @@
 //!   transaction, and reports a minimized mismatch;
 //! - [`conformance`]: the `Source` conformance suite every backend must pass;
 //! - [`dataset`]: the issue tracker of BENCHMARKS.md at every scale;
+//! - [`normalized`]: the normalized protocol end to end (fold, framing,
+//!   encodings, subscriber copies, local re-derivation) as a subject;
 //! - [`cluster`]: the multi-threaded Cluster as a subject, `n` workers;
 //! - [`backends`]: SQLite (writing real SQL) and redb (the row API) as subjects;
 //! - [`data`] and [`render`]: the backend-neutral JSON forms of tables, writes
@@ -22,6 +24,7 @@ pub mod data;
 pub mod dataset;
 pub mod generate;
 pub mod harness;
+pub mod normalized;
 pub mod oracle;
 pub mod render;
 
@@ -30,4 +33,5 @@ pub use data::{DataError, Model, Scenario, TableData, Write, WriteOp};
 pub use dataset::{IssueTracker, Scale};
 pub use generate::{CaseConfig, QueryConfig, SchemaConfig};
 pub use harness::{MemorySubject, Mismatch, Subject, SubjectError, check_subject, run_case};
+pub use normalized::NormalizedSubject;
 pub use oracle::{Oracle, OracleError};
