@@ -61,7 +61,9 @@ pub enum ClientEvent {
         /// Why.
         error: ProtocolError,
     },
-    /// Every frame up to `cv_min` has arrived.
+    /// The server has sent every data frame up to `cv_min`. On WebSocket
+    /// they have arrived before this; on QUIC progress travels on the control
+    /// stream and can overtake a subscription's stream.
     Progress {
         /// The commit version.
         cv_min: u64,

@@ -2,154 +2,20 @@
 //! snapshot, increments with their `cv`, progress, unsubscribe, re-subscribe
 //! with a new epoch, gap recovery, a faulted query, and the limits.
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+mod support;
+
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use rindle_core::protocol::{Op, ServerMessage, from_compact, read_varint, to_frame};
-use rindle_core::{Ast, QueryId, Row, TableSchema, Value, row};
-use rindle_replica::cluster::{Cluster, ClusterOptions};
-use rindle_sqlite::SqliteBackend;
-use rindle_transport::{
-    AttachRequest, Attached, Client, ClientEvent, Feeds, FrameFilter, Hub, Limits, MatId, Plane,
-    Refusal, TlsIdentity, connect_quic_raw, quic_endpoint, serve_quic, serve_ws,
-};
+use rindle_core::{Ast, QueryId, Value, row};
+use rindle_replica::cluster::ClusterOptions;
+use rindle_transport::{Client, ClientEvent, FrameFilter, Limits, connect_quic_raw};
 use serde_json::json;
-use tokio::net::TcpListener;
+use support::{Env, issues_query};
 use tokio_tungstenite::tungstenite::Message;
-
-/// Leases: a token names a materialization.
-struct Leases {
-    hub: Hub<SqliteBackend>,
-    tokens: Mutex<HashMap<String, MatId>>,
-}
-
-impl Feeds for Leases {
-    fn attach(&self, req: AttachRequest<'_>) -> Result<Attached, Refusal> {
-        let id = self.tokens.lock().unwrap().get(req.lease_token).copied();
-        match id {
-            Some(id) => self.hub.attach(id, req),
-            None => Err(Refusal::lease("unknown or expired lease")),
-        }
-    }
-}
-
-struct Env {
-    _dir: tempfile::TempDir,
-    cluster: Arc<Cluster<SqliteBackend>>,
-    leases: Arc<Leases>,
-    schemas: Vec<TableSchema>,
-    ws: String,
-    quic: SocketAddr,
-    pin: String,
-    stop: tokio::sync::watch::Sender<bool>,
-    plane: Plane,
-}
-
-fn issues_query() -> Ast {
-    // Open issues, each with its comments.
-    serde_json::from_value(json!({
-        "table": "issue",
-        "where": {"type":"simple","op":"=","left":{"type":"column","name":"open"},
-                  "right":{"type":"literal","value":true}},
-        "related": [{"correlation":{"parentField":["id"],"childField":["issueID"]},
-                     "subquery":{"table":"comment","alias":"comments"}}]
-    }))
-    .unwrap()
-}
-
-impl Env {
-    async fn start(limits: Limits, filter: Option<FrameFilter>, options: ClusterOptions) -> Env {
-        let dir = tempfile::tempdir().unwrap();
-        let (cluster, events) =
-            Cluster::<SqliteBackend>::open(dir.path().join("t.db"), options).unwrap();
-        cluster
-            .transaction(|tx| {
-                tx.backend().execute_batch(
-                    "CREATE TABLE issue (id INTEGER PRIMARY KEY, title TEXT NOT NULL, open BOOLEAN NOT NULL);
-                     CREATE TABLE comment (id INTEGER PRIMARY KEY, issueID INTEGER NOT NULL, body TEXT NOT NULL);
-                     CREATE INDEX comment_issue ON comment(issueID);",
-                )
-            })
-            .unwrap();
-        let schemas = vec![
-            cluster.register_table("issue").unwrap(),
-            cluster.register_table("comment").unwrap(),
-        ];
-        let cluster = Arc::new(cluster);
-        cluster
-            .transaction(|tx| {
-                tx.insert("issue", row![1, "crash", true])?;
-                tx.insert("issue", row![2, "typo", false])?;
-                tx.insert("comment", row![10, 1, "seen it"])?;
-                tx.insert("comment", row![20, 2, "fixed"])
-            })
-            .unwrap();
-        let hub = Hub::start(cluster.clone(), events);
-        let leases = Arc::new(Leases {
-            hub,
-            tokens: Mutex::new(HashMap::new()),
-        });
-        let mut builder = Plane::builder(leases.clone(), "boot-test").limits(limits);
-        if let Some(f) = filter {
-            builder = builder.frame_filter(f);
-        }
-        let (plane, stop) = builder.build();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let ws = format!("ws://{}/", listener.local_addr().unwrap());
-        tokio::spawn(serve_ws(listener, plane.clone()));
-        let identity = TlsIdentity::generate(&["localhost", "127.0.0.1"]).unwrap();
-        let pin = identity.sha256_hex();
-        let endpoint = quic_endpoint("127.0.0.1:0".parse().unwrap(), &identity).unwrap();
-        let quic = endpoint.local_addr().unwrap();
-        tokio::spawn(serve_quic(endpoint, plane.clone()));
-        Env {
-            _dir: dir,
-            cluster,
-            leases,
-            schemas,
-            ws,
-            quic,
-            pin,
-            stop,
-            plane,
-        }
-    }
-
-    fn lease(&self, token: &str, ast: &Ast) -> MatId {
-        let (id, _) = self.leases.hub.materialize(ast, &self.schemas).unwrap();
-        self.leases.tokens.lock().unwrap().insert(token.into(), id);
-        id
-    }
-
-    async fn client(&self, quic: bool) -> Client {
-        if quic {
-            Client::connect_quic(self.quic, &self.pin).await.unwrap()
-        } else {
-            Client::connect_ws(&self.ws).await.unwrap()
-        }
-    }
-
-    /// Runs a write transaction off the async threads; returns its cv.
-    async fn write(&self, rows: Vec<(&'static str, Row)>) -> u64 {
-        let c = self.cluster.clone();
-        tokio::task::spawn_blocking(move || {
-            c.transaction(|tx| {
-                for (t, r) in rows {
-                    tx.insert(t, r)?;
-                }
-                Ok::<_, rindle_replica::DbError<rindle_sqlite::SqliteError>>(())
-            })
-            .unwrap()
-            .0
-        })
-        .await
-        .unwrap()
-    }
-}
 
 async fn next(c: &mut Client) -> ClientEvent {
     tokio::time::timeout(Duration::from_secs(10), c.next_event())
@@ -612,4 +478,43 @@ async fn shutdown_closes_connections_cleanly() {
     );
     env.stop.send(true).unwrap();
     assert_eq!(next(&mut c).await, ClientEvent::Closed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_flood_is_closed_on_both_planes_and_others_keep_working() {
+    let mut limits = Limits::default();
+    limits.messages_per_second = 1;
+    limits.message_burst = 4;
+    let env = Env::start(limits, None, ClusterOptions::new(1)).await;
+    env.lease("L", &issues_query());
+    let mut good = env.client(true).await;
+    good.init("good").await.unwrap();
+    good.subscribe(1, "L").await.unwrap();
+    assert!(matches!(
+        next_data(&mut good).await,
+        ClientEvent::Snapshot { .. }
+    ));
+    for quic in [false, true] {
+        let mut c = env.client(quic).await;
+        c.init("flood").await.unwrap();
+        for _ in 0..10 {
+            // Unsubscribing nothing is harmless, but it is a message.
+            c.unsubscribe(99).await.unwrap();
+        }
+        let mut closed_for_rate = false;
+        loop {
+            match next(&mut c).await {
+                ClientEvent::Error(e) if e.message.contains("per second") => closed_for_rate = true,
+                ClientEvent::Error(_) => {}
+                ClientEvent::Closed => break,
+                e => panic!("unexpected {e:?}"),
+            }
+        }
+        assert!(closed_for_rate, "quic: {quic}");
+    }
+    let cv = env
+        .write(vec![("comment", row![60, 1, "unaffected"])])
+        .await;
+    assert!(matches!(next_data(&mut good).await, ClientEvent::Batch { cv: got, .. } if got == cv));
+    let _ = env.stop.send(true);
 }
