@@ -409,7 +409,10 @@ where
                         Err(e) => {
                             let message = format!("the query's fold failed: {e}");
                             fault(m, message);
-                            inner.cluster.remove_query(query);
+                            // Not under the lock: the cluster's workers may be
+                            // waiting for this thread to read their events.
+                            let cluster = inner.cluster.clone();
+                            std::thread::spawn(move || cluster.remove_query(query));
                         }
                     }
                 }
