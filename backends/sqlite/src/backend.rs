@@ -83,6 +83,17 @@ impl SqliteBackend {
         self.guarded(|c| Ok(c.execute(sql, params_from_iter(params))?))
     }
 
+    /// Runs one statement with parameters inside the open transaction and
+    /// returns its rows (reads see the transaction's own writes). Refused
+    /// and undone like [`SqliteBackend::execute`].
+    pub fn query(
+        &mut self,
+        sql: &str,
+        params: &[rindle_core::Value],
+    ) -> Result<crate::Rows, SqliteError> {
+        self.guarded(|c| crate::plain::collect(&mut c.prepare(sql)?, params))
+    }
+
     /// Runs several `;`-separated statements without parameters, all or
     /// nothing within the open transaction (see [`SqliteBackend::execute`]).
     pub fn execute_batch(&mut self, sql: &str) -> Result<(), SqliteError> {

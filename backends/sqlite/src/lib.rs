@@ -36,11 +36,13 @@
 
 mod backend;
 mod convert;
+mod plain;
 mod source;
 
 use std::fmt;
 
 pub use backend::SqliteBackend;
+pub use plain::{ReadOnly, Rows};
 pub use rindle_replica::{Committed, QueryId, Update};
 pub use source::{SqliteCatalog, SqliteSource, open_source};
 
@@ -85,6 +87,9 @@ pub enum SqliteError {
     NoTransaction,
     /// Tables cannot be registered while a transaction is open.
     Busy,
+    /// A statement given to a read-only connection would write, change the
+    /// schema, attach a database or control transactions.
+    NotReadOnly,
 }
 
 impl fmt::Display for SqliteError {
@@ -104,6 +109,9 @@ impl fmt::Display for SqliteError {
             }
             SqliteError::NoTransaction => f.write_str("no write transaction is open"),
             SqliteError::Busy => f.write_str("a write transaction is open"),
+            SqliteError::NotReadOnly => {
+                f.write_str("only reading statements are allowed on a read-only connection")
+            }
         }
     }
 }

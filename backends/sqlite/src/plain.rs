@@ -1,0 +1,98 @@
+//! Plain SQL results: what a control plane returns for ad-hoc reads, and a
+//! read-only connection that refuses anything but reading.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rindle_core::Value;
+use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags, Statement, params_from_iter};
+
+use crate::SqliteError;
+use crate::convert::to_sql;
+
+/// Rows of an ad-hoc statement: column names and cells. Integers, reals,
+/// text and null come back as themselves; a BLOB as lowercase hex text.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rows {
+    /// The result's column names.
+    pub columns: Vec<String>,
+    /// The rows, positional against `columns`.
+    pub rows: Vec<Vec<Value>>,
+}
+
+fn cell(v: ValueRef<'_>) -> Value {
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Int(i),
+        ValueRef::Real(f) => Value::Float(f),
+        ValueRef::Text(t) => Value::text(&String::from_utf8_lossy(t)),
+        ValueRef::Blob(b) => Value::text(&b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+    }
+}
+
+/// Runs a prepared statement and collects its rows.
+pub(crate) fn collect(stmt: &mut Statement<'_>, params: &[Value]) -> Result<Rows, SqliteError> {
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let n = columns.len();
+    let params: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
+    let mut rows = Vec::new();
+    let mut q = stmt.query(params_from_iter(params))?;
+    while let Some(r) = q.next()? {
+        let mut cells = Vec::with_capacity(n);
+        for i in 0..n {
+            cells.push(cell(r.get_ref(i)?));
+        }
+        rows.push(cells);
+    }
+    Ok(Rows { columns, rows })
+}
+
+/// A read-only connection to a database file: one statement at a time, and
+/// only statements that read. INSERT / UPDATE / DELETE (with RETURNING too),
+/// DDL, ATTACH, PRAGMA assignments and transaction control are refused
+/// before they run, so the data is never touched.
+pub struct ReadOnly {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for ReadOnly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadOnly").finish_non_exhaustive()
+    }
+}
+
+impl ReadOnly {
+    /// Opens `path` read-only (it must exist).
+    pub fn open(path: &Path) -> Result<ReadOnly, SqliteError> {
+        let mut conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA query_only = ON")?;
+        conn.authorizer(Some(|ctx: AuthContext<'_>| match ctx.action {
+            AuthAction::Read { .. } | AuthAction::Select | AuthAction::Function { .. } => {
+                Authorization::Allow
+            }
+            AuthAction::Recursive => Authorization::Allow,
+            _ => Authorization::Deny,
+        }))?;
+        Ok(ReadOnly { conn })
+    }
+
+    /// Runs one reading statement with parameters.
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, SqliteError> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::AuthorizationForStatementDenied => {
+                SqliteError::NotReadOnly
+            }
+            e => SqliteError::Sqlite(e),
+        })?;
+        if !stmt.readonly() {
+            return Err(SqliteError::NotReadOnly);
+        }
+        collect(&mut stmt, params)
+    }
+}
