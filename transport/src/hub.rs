@@ -86,8 +86,23 @@ struct State {
     pending_progress: BTreeMap<u64, HashMap<u64, Sink>>,
 }
 
+/// What a hub has done since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Transactions' result changes folded (one per query per transaction).
+    pub derived: u64,
+    /// Row operations sent to subscribers (counted once per subscriber).
+    pub ops_sent: u64,
+    /// Queries torn down by a fault.
+    pub faults: u64,
+    /// Subscribers shed for falling behind.
+    pub shed: u64,
+}
+
 struct Inner<B: ClusterBackend> {
     cluster: Arc<Cluster<B>>,
+    stats: Mutex<HubStats>,
     state: Mutex<State>,
     changed: Condvar,
     shed_retry_after_ms: u64,
@@ -129,6 +144,7 @@ where
         let cv = cluster.cv();
         let inner = Arc::new(Inner {
             cluster,
+            stats: Mutex::new(HubStats::default()),
             state: Mutex::new(State {
                 worker_cv: vec![cv; workers],
                 ..State::default()
@@ -269,6 +285,11 @@ where
             .map(|m| m.subscribers.len())
     }
 
+    /// Counters since start.
+    pub fn stats(&self) -> HubStats {
+        *self.inner.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     /// Materializations live now.
     pub fn materializations(&self) -> usize {
         lock(&self.inner.state).mats.len()
@@ -377,6 +398,8 @@ where
             }
             ClusterEvent::Changed { query, cv, changes } => {
                 let mut delivered = Vec::new();
+                let mut stats = inner.stats.lock().unwrap_or_else(|p| p.into_inner());
+                stats.derived += 1;
                 if let Some(m) = st.mats.get_mut(&query) {
                     let Phase::Live(fold) = &mut m.phase else {
                         continue;
@@ -393,8 +416,12 @@ where
                                         ops: ops.clone(),
                                         cv,
                                     }) {
-                                        SendOutcome::Sent => delivered.push(sink.clone()),
+                                        SendOutcome::Sent => {
+                                            stats.ops_sent += ops.len() as u64;
+                                            delivered.push(sink.clone());
+                                        }
                                         SendOutcome::Full => {
+                                            stats.shed += 1;
                                             sink.shed(key, inner.shed_retry_after_ms);
                                             shed.push(key);
                                         }
@@ -407,6 +434,7 @@ where
                             }
                         }
                         Err(e) => {
+                            stats.faults += 1;
                             let message = format!("the query's fold failed: {e}");
                             fault(m, message);
                             // Not under the lock: the cluster's workers may be
@@ -422,6 +450,7 @@ where
                 }
             }
             ClusterEvent::Faulted { query, message, .. } => {
+                inner.stats.lock().unwrap_or_else(|p| p.into_inner()).faults += 1;
                 if let Some(m) = st.mats.get_mut(&query) {
                     fault(m, message);
                 }

@@ -29,7 +29,7 @@ pub use error::TransportError;
 pub use feeds::{
     AttachRequest, Attached, Delivery, Detach, Feeds, Refusal, SendOutcome, Sink, SubKey,
 };
-pub use hub::{Hub, HubError, MatId};
+pub use hub::{Hub, HubError, HubStats, MatId};
 pub use plane::{FrameFilter, Limits, Plane, PlaneBuilder, PlaneCounters};
 pub use quic::{ALPN, quic_endpoint, serve_quic};
 pub use tls::{TlsIdentity, cert_sha256_hex};

@@ -611,6 +611,7 @@ impl<B: ClusterBackend> Cluster<B> {
         let schemas = lock(&self.schemas).clone();
         let result = catch_unwind(AssertUnwindSafe(|| {
             f(&mut ClusterTx {
+                cv: w.cv + 1,
                 backend: &mut w.backend,
                 schemas: &schemas,
             })
@@ -718,9 +719,16 @@ impl<E: std::fmt::Debug + std::fmt::Display, B: std::fmt::Debug + std::fmt::Disp
 pub struct ClusterTx<'a, B: ClusterBackend> {
     backend: &'a mut B,
     schemas: &'a BTreeMap<String, TableSchema>,
+    cv: u64,
 }
 
 impl<B: ClusterBackend> ClusterTx<'_, B> {
+    /// The commit version this transaction gets if it commits (transactions
+    /// are serialized, so it is known while writing).
+    pub fn cv(&self) -> u64 {
+        self.cv
+    }
+
     fn row_op(&mut self, table: &str, row: &Row, op: RowOp<B>) -> Result<(), DbError<B::Error>> {
         let schema = self
             .schemas

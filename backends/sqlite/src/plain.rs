@@ -34,7 +34,7 @@ fn cell(v: ValueRef<'_>) -> Value {
 
 /// Runs a prepared statement and collects its rows.
 pub(crate) fn collect(stmt: &mut Statement<'_>, params: &[Value]) -> Result<Rows, SqliteError> {
-    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let columns: Vec<String> = stmt.column_names().map(String::from).collect();
     let n = columns.len();
     let params: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
     let mut rows = Vec::new();
@@ -85,7 +85,9 @@ impl ReadOnly {
     /// Runs one reading statement with parameters.
     pub fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, SqliteError> {
         let mut stmt = self.conn.prepare(sql).map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::AuthorizationForStatementDenied => {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::AuthorizationForStatementDenied =>
+            {
                 SqliteError::NotReadOnly
             }
             e => SqliteError::Sqlite(e),

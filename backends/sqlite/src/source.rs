@@ -288,6 +288,16 @@ pub struct SqliteCatalog {
 }
 
 impl SqliteCatalog {
+    /// A catalog of `tables` read from the committed state of the file at
+    /// `path` as it is now (a one-shot read: the snapshot stays pinned).
+    pub fn open(path: &Path, tables: &[TableSchema]) -> Result<SqliteCatalog, SqliteError> {
+        let mut catalog = SqliteCatalog::new(Reader::open(path)?);
+        for t in tables {
+            catalog.add(t.clone());
+        }
+        Ok(catalog)
+    }
+
     pub(crate) fn new(reader: Reader) -> SqliteCatalog {
         SqliteCatalog {
             reader: Rc::new(reader),

@@ -11,19 +11,29 @@ fn read_only_connections_read_and_refuse_every_kind_of_write() {
     let mut tx = db.write().unwrap();
     tx.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, data BLOB)")
         .unwrap();
-    tx.execute("INSERT INTO t VALUES (1, 'a', 1.5, x'00ff')", &[]).unwrap();
-    tx.execute("INSERT INTO t VALUES (2, NULL, NULL, NULL)", &[]).unwrap();
+    tx.execute("INSERT INTO t VALUES (1, 'a', 1.5, x'00ff')", &[])
+        .unwrap();
+    tx.execute("INSERT INTO t VALUES (2, NULL, NULL, NULL)", &[])
+        .unwrap();
     tx.commit().unwrap();
 
     let ro = ReadOnly::open(&path).unwrap();
     let rows = ro
-        .query("SELECT id, name, score, data FROM t WHERE id >= ?1 ORDER BY id", &[Value::Int(1)])
+        .query(
+            "SELECT id, name, score, data FROM t WHERE id >= ?1 ORDER BY id",
+            &[Value::Int(1)],
+        )
         .unwrap();
     assert_eq!(rows.columns, ["id", "name", "score", "data"]);
     assert_eq!(
         rows.rows,
         vec![
-            vec![Value::Int(1), Value::text("a"), Value::Float(1.5), Value::text("00ff")],
+            vec![
+                Value::Int(1),
+                Value::text("a"),
+                Value::Float(1.5),
+                Value::text("00ff")
+            ],
             vec![Value::Int(2), Value::Null, Value::Null, Value::Null],
         ]
     );
@@ -56,5 +66,8 @@ fn read_only_connections_read_and_refuse_every_kind_of_write() {
     // Bad SQL and several statements are errors too.
     assert!(ro.query("SELEC 1", &[]).is_err());
     assert!(ro.query("SELECT 1; DELETE FROM t", &[]).is_err());
-    assert_eq!(ro.query("SELECT count(*) FROM t", &[]).unwrap().rows, vec![vec![Value::Int(2)]]);
+    assert_eq!(
+        ro.query("SELECT count(*) FROM t", &[]).unwrap().rows,
+        vec![vec![Value::Int(2)]]
+    );
 }

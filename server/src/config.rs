@@ -1,0 +1,105 @@
+//! The daemon's configuration (DAEMON.md): JSON, camelCase, unknown keys
+//! refused by name.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::ServerError;
+
+/// A table to register at start.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TableConfig {
+    /// The table's name.
+    pub name: String,
+    /// SQL run first (use `IF NOT EXISTS` so restarts are safe).
+    #[serde(default)]
+    pub create_sql: Option<String>,
+}
+
+/// Everything `rindled` can be told.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct Config {
+    /// The SQLite file (WAL journal mode).
+    pub db: PathBuf,
+    /// The address every plane binds.
+    pub bind_host: String,
+    /// The private control plane; 0 = ephemeral.
+    pub http_port: u16,
+    /// The public WebSocket plane; 0 = ephemeral.
+    pub ws_port: u16,
+    /// The public QUIC plane (UDP); 0 = ephemeral; `None` (JSON `null`)
+    /// disables it.
+    pub quic_port: Option<u16>,
+    /// PEM certificate for QUIC; generated self-signed when absent.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for QUIC.
+    pub tls_key: Option<PathBuf>,
+    /// Bearer token the control plane requires, when set.
+    pub auth_token: Option<String>,
+    /// IVM worker threads.
+    pub n_workers: usize,
+    /// Lease life without renewal or subscribers (ms).
+    pub default_lease_ttl_ms: u64,
+    /// Tables to register, in order.
+    pub tables: Vec<TableConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            db: PathBuf::from("rindle.db"),
+            bind_host: "127.0.0.1".into(),
+            http_port: 7600,
+            ws_port: 7601,
+            quic_port: Some(7602),
+            tls_cert: None,
+            tls_key: None,
+            auth_token: None,
+            n_workers: 2,
+            default_lease_ttl_ms: 30_000,
+            tables: Vec::new(),
+        }
+    }
+}
+
+impl Config {
+    /// Parses a configuration; relative paths stay relative to the working
+    /// directory.
+    pub fn from_json(text: &str) -> Result<Config, ServerError> {
+        let config: Config = serde_json::from_str(text)
+            .map_err(|e| ServerError::Config(format!("invalid configuration: {e}")))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a configuration file.
+    pub fn from_file(path: &Path) -> Result<Config, ServerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::Config(format!("cannot read {}: {e}", path.display())))?;
+        Config::from_json(&text).map_err(|e| match e {
+            ServerError::Config(m) => ServerError::Config(format!("{}: {m}", path.display())),
+            e => e,
+        })
+    }
+
+    fn check(&self) -> Result<(), ServerError> {
+        if self.n_workers == 0 {
+            return Err(ServerError::Config("nWorkers must be at least 1".into()));
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            return Err(ServerError::Config(
+                "tlsCert and tlsKey must be given together".into(),
+            ));
+        }
+        if self.default_lease_ttl_ms == 0 {
+            return Err(ServerError::Config(
+                "defaultLeaseTtlMs must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}

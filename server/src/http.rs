@@ -1,0 +1,419 @@
+//! The private HTTP control plane (DAEMON.md): every endpoint, body and
+//! status code.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rindle_core::{Ast, ColumnType, Engine, LevelKind, Node, QueryId, Value, ViewFormat};
+use rindle_sqlite::SqliteCatalog;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Value as Json, json};
+
+use crate::daemon::{Daemon, Policy, query_key};
+use crate::mutation::{self, TxnRequest};
+
+type Shared = Arc<Daemon>;
+
+/// A response with a status and a JSON body.
+pub(crate) struct Reply(pub(crate) StatusCode, pub(crate) Json);
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        (self.0, axum::Json(self.1)).into_response()
+    }
+}
+
+pub(crate) fn bad(status: StatusCode, message: impl std::fmt::Display) -> Reply {
+    Reply(status, json!({ "error": message.to_string() }))
+}
+
+fn ok(body: Json) -> Reply {
+    Reply(StatusCode::OK, body)
+}
+
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Reply> {
+    serde_json::from_slice(body).map_err(|e| {
+        bad(
+            StatusCode::BAD_REQUEST,
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
+/// The control plane's router.
+pub(crate) fn router(daemon: Shared) -> Router {
+    Router::new()
+        .route("/materialize", post(materialize))
+        .route("/dematerialize", post(dematerialize))
+        .route("/execute-sql-txn", post(execute_sql_txn))
+        .route("/reject-mutation", post(reject_mutation))
+        .route("/execute-sql-read", post(execute_sql_read))
+        .route("/query", post(query))
+        .route("/schema", get(schema))
+        .route("/stats", post(stats))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .fallback(|| async { bad(StatusCode::NOT_FOUND, "no such endpoint") })
+        .layer(middleware::from_fn_with_state(daemon.clone(), guard))
+        .with_state(daemon)
+}
+
+/// Bearer auth (when configured) and the boot id on every response.
+async fn guard(State(d): State<Shared>, req: Request, next: Next) -> Response {
+    let authorized = match &d.auth_token {
+        None => true,
+        Some(token) => req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| constant_time_eq(given.as_bytes(), token.as_bytes())),
+    };
+    let mut response = if authorized {
+        next.run(req).await
+    } else {
+        bad(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
+    };
+    if let Ok(v) = HeaderValue::from_str(&d.boot_id) {
+        response.headers_mut().insert("Rindle-Boot-Id", v);
+    }
+    response
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Runs blocking work (cluster, SQLite) off the async threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Reply> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| {
+        bad(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("internal failure: {e}"),
+        )
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MaterializeRequest {
+    ast: Ast,
+    #[serde(default)]
+    mode: Option<String>,
+    #[serde(default)]
+    policy: Option<PolicyRequest>,
+    #[serde(default)]
+    lease_ttl_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+enum PolicyRequest {
+    #[serde(rename_all = "camelCase")]
+    WhileSubscribed {
+        #[serde(default)]
+        idle_ttl_ms: Option<u64>,
+    },
+    Pinned {
+        #[serde(default)]
+        name: Option<String>,
+    },
+}
+
+async fn materialize(State(d): State<Shared>, body: Bytes) -> Reply {
+    let req: MaterializeRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if req.mode.as_deref().is_some_and(|m| m != "normalized") {
+        return bad(StatusCode::BAD_REQUEST, "mode must be \"normalized\"");
+    }
+    let ttl = |ms: Option<u64>| {
+        Duration::from_millis(ms.unwrap_or(d.default_ttl.as_millis() as u64).max(1))
+    };
+    let policy = match req.policy {
+        None => Policy::WhileSubscribed {
+            idle: d.default_ttl,
+        },
+        Some(PolicyRequest::WhileSubscribed { idle_ttl_ms }) => Policy::WhileSubscribed {
+            idle: ttl(idle_ttl_ms),
+        },
+        Some(PolicyRequest::Pinned { name }) => Policy::Pinned { name },
+    };
+    let lease_ttl = ttl(req.lease_ttl_ms);
+    let daemon = d.clone();
+    match blocking(move || daemon.materialize(&req.ast, policy, lease_ttl)).await {
+        Err(r) => r,
+        Ok(Err(e)) => bad(StatusCode::BAD_REQUEST, e),
+        Ok(Ok(m)) => ok(json!({
+            "materializationId": m.materialization_id,
+            "queryKey": m.query_key,
+            "leaseToken": m.lease_token,
+            "reused": m.reused,
+        })),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DematerializeRequest {
+    #[serde(default)]
+    materialization_id: Option<String>,
+    #[serde(default)]
+    query_key: Option<String>,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+async fn dematerialize(State(d): State<Shared>, body: Bytes) -> Reply {
+    let req: DematerializeRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    if req.materialization_id.is_none() && req.query_key.is_none() && req.name.is_none() {
+        return bad(
+            StatusCode::BAD_REQUEST,
+            "give materializationId, queryKey or name",
+        );
+    }
+    let daemon = d.clone();
+    match blocking(move || {
+        daemon.dematerialize(
+            req.materialization_id.as_deref(),
+            req.query_key.as_deref(),
+            req.name.as_deref(),
+        )
+    })
+    .await
+    {
+        Err(r) => r,
+        Ok(removed) => ok(json!({ "removed": removed })),
+    }
+}
+
+async fn execute_sql_txn(State(d): State<Shared>, body: Bytes) -> Reply {
+    let req: TxnRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let daemon = d.clone();
+    blocking(move || mutation::execute(&daemon, req))
+        .await
+        .unwrap_or_else(|r| r)
+}
+
+#[derive(Deserialize)]
+struct RejectRequest {
+    #[serde(rename = "clientID")]
+    client_id: String,
+    mid: u64,
+    #[serde(default)]
+    #[allow(dead_code)]
+    reason: Option<String>,
+}
+
+async fn reject_mutation(State(d): State<Shared>, body: Bytes) -> Reply {
+    let req: RejectRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let daemon = d.clone();
+    blocking(move || mutation::reject(&daemon, &req.client_id, req.mid))
+        .await
+        .unwrap_or_else(|r| r)
+}
+
+#[derive(Deserialize)]
+struct ReadRequest {
+    sql: String,
+    #[serde(default)]
+    params: Vec<Json>,
+}
+
+async fn execute_sql_read(State(d): State<Shared>, body: Bytes) -> Reply {
+    let req: ReadRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let params = match mutation::params(&req.params) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let daemon = d.clone();
+    let result = blocking(move || {
+        let ro = daemon.read_only.lock().unwrap_or_else(|p| p.into_inner());
+        ro.query(&req.sql, &params)
+    })
+    .await;
+    match result {
+        Err(r) => r,
+        Ok(Err(e)) => bad(StatusCode::BAD_REQUEST, e),
+        Ok(Ok(rows)) => {
+            d.metrics.reads_served.fetch_add(1, Ordering::Relaxed);
+            ok(json!({
+                "cols": rows.columns,
+                "rows": rows.rows.iter().map(|r| r.iter().map(cell).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            }))
+        }
+    }
+}
+
+/// A cell as JSON: numbers, strings, booleans, null (non-finite floats are
+/// null, as JSON has no spelling for them).
+pub(crate) fn cell(v: &Value) -> Json {
+    match v {
+        Value::Null => Json::Null,
+        Value::Bool(b) => Json::Bool(*b),
+        Value::Int(i) => Json::from(*i),
+        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
+        Value::Text(t) => Json::String(t.to_string()),
+    }
+}
+
+#[derive(Deserialize)]
+struct QueryRequest {
+    ast: Ast,
+}
+
+async fn query(State(d): State<Shared>, body: Bytes) -> Reply {
+    let req: QueryRequest = match parse(&body) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let daemon = d.clone();
+    let result = blocking(move || {
+        let cv = daemon.cluster.cv();
+        let catalog = SqliteCatalog::open(&daemon.db_path, &daemon.schemas())
+            .map_err(|e| bad(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+        let mut engine = Engine::new(catalog);
+        let nodes = engine
+            .add_query(QueryId(1), &req.ast)
+            .map_err(|e| bad(StatusCode::BAD_REQUEST, e))?;
+        let format = engine
+            .format(QueryId(1))
+            .cloned()
+            .ok_or_else(|| bad(StatusCode::INTERNAL_SERVER_ERROR, "the query vanished"))?;
+        let key = query_key(&serde_json::to_string(&req.ast).unwrap_or_default());
+        Ok::<_, Reply>(json!({
+            "rows": level(&format, &nodes),
+            "cvMin": cv,
+            "queryKey": key,
+            "bootId": daemon.boot_id,
+        }))
+    })
+    .await;
+    match result {
+        Err(r) | Ok(Err(r)) => r,
+        Ok(Ok(body)) => {
+            d.metrics.queries_served.fetch_add(1, Ordering::Relaxed);
+            ok(body)
+        }
+    }
+}
+
+/// A level of a result as nested JSON: an array of objects (a singular
+/// level: the object or null), relationships by name.
+fn level(format: &ViewFormat, nodes: &[Node]) -> Json {
+    let objects = nodes.iter().map(|n| object(format, n));
+    if format.singular() {
+        objects.into_iter().next().unwrap_or(Json::Null)
+    } else {
+        Json::Array(objects.collect())
+    }
+}
+
+fn object(format: &ViewFormat, node: &Node) -> Json {
+    let mut map = serde_json::Map::new();
+    let columns = format.schema().columns();
+    for &i in format.visible_columns() {
+        if let (Some(c), Some(v)) = (columns.get(i), node.row.get(i)) {
+            map.insert(c.name.clone(), cell(v));
+        }
+    }
+    for (alias, sub) in format.relationships() {
+        let children = node
+            .relationships
+            .iter()
+            .find(|(a, _)| a == alias)
+            .map(|(_, c)| c.as_slice())
+            .unwrap_or_default();
+        let value = if sub.kind() == LevelKind::Aggregate {
+            children
+                .first()
+                .and_then(|n| n.row.get(1))
+                .map_or(Json::Null, cell)
+        } else {
+            level(sub, children)
+        };
+        map.insert(alias.to_string(), value);
+    }
+    Json::Object(map)
+}
+
+fn type_name(t: ColumnType) -> &'static str {
+    match t {
+        ColumnType::Integer => "integer",
+        ColumnType::Real => "real",
+        ColumnType::Text => "text",
+        ColumnType::Boolean => "boolean",
+        ColumnType::Json => "json",
+        _ => "unknown",
+    }
+}
+
+async fn schema(State(d): State<Shared>) -> Reply {
+    let mut schemas = d.schemas();
+    schemas.retain(|s| !s.name().starts_with("_rindle_"));
+    schemas.sort_by(|a, b| a.name().cmp(b.name()));
+    let tables: Vec<Json> = schemas
+        .iter()
+        .map(|s| {
+            json!({
+                "name": s.name(),
+                "columns": s.columns().iter().map(|c| json!({
+                    "name": c.name, "type": type_name(c.ty), "nullable": c.nullable,
+                })).collect::<Vec<_>>(),
+                "primaryKey": s.primary_key().iter().map(|&i| s.columns()[i].name.clone()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    ok(json!({ "tables": tables }))
+}
+
+async fn stats(State(d): State<Shared>) -> Reply {
+    let (materializations, leases) = d.counts();
+    let daemon = d.clone();
+    let subscriptions = blocking(move || daemon.subscriptions()).await.unwrap_or(0);
+    ok(json!({
+        "materializations": materializations,
+        "leases": leases,
+        "connections": d.connections(),
+        "subscriptions": subscriptions,
+    }))
+}
+
+async fn metrics(State(d): State<Shared>) -> Response {
+    let text = crate::metrics::render(&d);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+async fn healthz(State(d): State<Shared>) -> Reply {
+    let daemon = d.clone();
+    let healthy = blocking(move || daemon.healthy(daemon.workers))
+        .await
+        .unwrap_or(false);
+    if healthy {
+        ok(json!({ "ok": true }))
+    } else {
+        Reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "ok": false }))
+    }
+}
