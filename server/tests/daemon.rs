@@ -1,0 +1,572 @@
+//! The real `rindled` binary, spawned on port 0: start-up, the control plane's
+//! endpoints and status codes, writes arriving on both public planes with the
+//! `cv` the control plane returned, the mutation discipline, read-only
+//! refusals, leases, malformed requests, and restart.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use rindle_core::protocol::Op;
+use rindle_transport::{Client, ClientEvent};
+use serde_json::{Value as Json, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_rindled");
+
+struct Daemon {
+    child: Child,
+    ready: Json,
+}
+
+impl Daemon {
+    fn start(dir: &Path, extra: Json) -> Daemon {
+        let mut config = json!({
+            "db": dir.join("d.db"),
+            "httpPort": 0, "wsPort": 0, "quicPort": 0,
+            "tables": [
+                {"name": "issue", "createSql": "CREATE TABLE IF NOT EXISTS issue (id INTEGER PRIMARY KEY, title TEXT NOT NULL, open BOOLEAN NOT NULL)"},
+                {"name": "comment", "createSql": "CREATE TABLE IF NOT EXISTS comment (id INTEGER PRIMARY KEY, issueID INTEGER NOT NULL, body TEXT NOT NULL); CREATE INDEX IF NOT EXISTS comment_issue ON comment(issueID)"}
+            ]
+        });
+        if let (Json::Object(c), Json::Object(e)) = (&mut config, extra) {
+            c.extend(e);
+        }
+        let path = dir.join("config.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let mut child = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let ready: Json = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+        assert_eq!(ready["ready"], true);
+        Daemon { child, ready }
+    }
+
+    fn port(&self, key: &str) -> u16 {
+        self.ready[key].as_u64().unwrap() as u16
+    }
+
+    fn post(&self, path: &str, body: &str) -> Response {
+        http(self.port("httpPort"), "POST", path, body, None)
+    }
+
+    fn call(&self, path: &str, body: Json) -> Json {
+        let r = self.post(path, &body.to_string());
+        assert_eq!(r.status, 200, "{path} {body}: {}", r.body);
+        r.json()
+    }
+
+    /// SIGTERM; returns the exit status.
+    fn stop(mut self) -> std::process::ExitStatus {
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        std::mem::forget(self);
+        status
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: String,
+    body: String,
+}
+
+impl Response {
+    fn json(&self) -> Json {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+        })
+    }
+}
+
+/// A minimal HTTP/1.1 request (the tests need nothing more).
+fn http(port: u16, method: &str, path: &str, body: &str, auth: Option<&str>) -> Response {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let auth = auth
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Response {
+        status,
+        headers: head.to_string(),
+        body,
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+fn open_issues() -> Json {
+    json!({
+        "table": "issue",
+        "where": {"type":"simple","op":"=","left":{"type":"column","name":"open"},"right":{"type":"literal","value":true}},
+        "related": [{"correlation":{"parentField":["id"],"childField":["issueID"]},
+                     "subquery":{"table":"comment","alias":"comments"}}]
+    })
+}
+
+/// The same query with every object's keys in reverse order.
+fn reversed(v: &Json) -> Json {
+    match v {
+        Json::Object(m) => {
+            let mut out = serde_json::Map::new();
+            for (k, v) in m.iter().rev() {
+                out.insert(k.clone(), reversed(v));
+            }
+            Json::Object(out)
+        }
+        Json::Array(a) => Json::Array(a.iter().map(reversed).collect()),
+        v => v.clone(),
+    }
+}
+
+fn sql(statements: &[&str]) -> Json {
+    Json::Array(statements.iter().map(|s| json!({"sql": s})).collect())
+}
+
+#[test]
+fn auth_boot_id_and_malformed_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), json!({"authToken": "s3cret"}));
+    let port = d.port("httpPort");
+    let boot = d.ready["bootId"].as_str().unwrap().to_string();
+    let r = http(port, "GET", "/schema", "", None);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.header("Rindle-Boot-Id").as_deref(), Some(boot.as_str()));
+    let r = http(port, "GET", "/schema", "", Some("wrong"));
+    assert_eq!(r.status, 401);
+    let r = http(port, "GET", "/schema", "", Some("s3cret"));
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("Rindle-Boot-Id").as_deref(), Some(boot.as_str()));
+    let tables = r.json()["tables"].clone();
+    assert_eq!(tables[0]["name"], "comment");
+    assert_eq!(tables[1]["name"], "issue");
+    assert_eq!(tables[1]["primaryKey"], json!(["id"]));
+    assert_eq!(
+        tables[1]["columns"][2],
+        json!({"name": "open", "type": "boolean", "nullable": false})
+    );
+    assert_eq!(tables.as_array().unwrap().len(), 2, "no _rindle_ tables");
+
+    let post = |path: &str, body: &str| http(port, "POST", path, body, Some("s3cret"));
+    for (path, body, needle) in [
+        ("/materialize", "{not json", "invalid request body"),
+        ("/materialize", "{}", "missing field `ast`"),
+        ("/materialize", r#"{"ast":{"table":"nope"}}"#, "nope"),
+        (
+            "/materialize",
+            r#"{"ast":{"table":"issue","where":{"type":"simple","op":"=","left":{"type":"column","name":"ghost"},"right":{"type":"literal","value":1}}}}"#,
+            "ghost",
+        ),
+        (
+            "/materialize",
+            r#"{"ast":{"table":"issue"},"mode":"nested"}"#,
+            "normalized",
+        ),
+        (
+            "/execute-sql-txn",
+            r#"{"statements":[{"sql":"SELECT 1","params":[[1]]}]}"#,
+            "parameter 1",
+        ),
+        ("/execute-sql-txn", r#"{"statements":[]}"#, "empty"),
+        (
+            "/execute-sql-txn",
+            r#"{"statements":[{"sql":"x"}],"clientID":"c"}"#,
+            "clientID and mid",
+        ),
+        ("/execute-sql-read", r#"{"sql":"SELEC 1"}"#, "syntax"),
+        (
+            "/query",
+            r#"{"ast":{"table":"issue","orderBy":[["ghost","asc"]]}}"#,
+            "ghost",
+        ),
+        ("/dematerialize", "{}", "materializationId"),
+        (
+            "/reject-mutation",
+            r#"{"clientID":"c"}"#,
+            "missing field `mid`",
+        ),
+    ] {
+        let r = post(path, body);
+        assert_eq!(r.status, 400, "{path} {body}: {}", r.body);
+        let error = r.json()["error"].as_str().unwrap().to_string();
+        assert!(error.contains(needle), "{path} {body}: {error}");
+    }
+    assert_eq!(post("/nowhere", "{}").status, 404);
+    assert_eq!(
+        http(port, "GET", "/healthz", "", Some("s3cret")).status,
+        200
+    );
+    let metrics = http(port, "GET", "/metrics", "", Some("s3cret"));
+    assert!(
+        metrics.body.contains("rindle_commits_total"),
+        "{}",
+        metrics.body
+    );
+    assert!(d.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_arrive_on_both_planes_with_the_control_planes_cv() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), json!({}));
+    let first = d.call("/materialize", json!({"ast": open_issues()}));
+    assert_eq!(first["reused"], false);
+    let again = d.call("/materialize", json!({"ast": reversed(&open_issues())}));
+    assert_eq!(again["reused"], true);
+    assert_eq!(again["queryKey"], first["queryKey"]);
+    assert_eq!(again["materializationId"], first["materializationId"]);
+    assert_ne!(again["leaseToken"], first["leaseToken"]);
+    let lease = first["leaseToken"].as_str().unwrap().to_string();
+
+    let ws_url = format!("ws://127.0.0.1:{}/", d.port("wsPort"));
+    let quic_addr = format!("127.0.0.1:{}", d.port("quicPort")).parse().unwrap();
+    let pin = d.ready["quicCertSha256"].as_str().unwrap().to_string();
+    let mut clients = vec![
+        Client::connect_ws(&ws_url).await.unwrap(),
+        Client::connect_quic(quic_addr, &pin).await.unwrap(),
+    ];
+    for c in &mut clients {
+        c.init("app").await.unwrap();
+        c.subscribe(1, &lease).await.unwrap();
+        loop {
+            match next(c).await {
+                ClientEvent::Snapshot { query_id: 1, .. } => break,
+                ClientEvent::Progress { .. } => {}
+                e => panic!("{e:?}"),
+            }
+        }
+    }
+    let body = json!({"statements": [
+        {"sql": "INSERT INTO issue VALUES (?1, ?2, ?3)", "params": [1, "crash", true]},
+        {"sql": "INSERT INTO comment VALUES (10, 1, 'seen it')"},
+    ]});
+    let r = d.call("/execute-sql-txn", body);
+    assert_eq!(r["applied"], true);
+    let cv = r["cv"].as_u64().unwrap();
+    for c in &mut clients {
+        let (ops, got) = loop {
+            match next(c).await {
+                ClientEvent::Batch { ops, cv, .. } => break (ops, cv),
+                ClientEvent::Progress { .. } => {}
+                e => panic!("{e:?}"),
+            }
+        };
+        assert_eq!(got, cv);
+        assert_eq!(ops.len(), 2);
+        assert!(ops.contains(&Op::Add {
+            table: "issue".into(),
+            row: rindle_core::row![1, "crash", true]
+        }));
+        assert!(ops.contains(&Op::Add {
+            table: "comment".into(),
+            row: rindle_core::row![10, 1, "seen it"]
+        }));
+    }
+    // The one-shot query sees the same, nested.
+    let q = d.call("/query", json!({"ast": open_issues()}));
+    assert_eq!(
+        q["rows"],
+        json!([{"id": 1, "title": "crash", "open": true, "comments": [{"id": 10, "issueID": 1, "body": "seen it"}]}])
+    );
+    assert!(q["cvMin"].as_u64().unwrap() >= cv);
+    let stats = d.call("/stats", json!({}));
+    assert_eq!(stats["subscriptions"], 2);
+    assert_eq!(stats["connections"], 2);
+    assert!(d.stop().success());
+}
+
+async fn next(c: &mut Client) -> ClientEvent {
+    tokio::time::timeout(Duration::from_secs(10), c.next_event())
+        .await
+        .expect("an event within 10 s")
+        .expect("open")
+}
+
+#[test]
+fn the_mutation_discipline_and_idempotency_keys_hold_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), json!({}));
+    let txn = |mid: u64, stmt: &str| {
+        json!({"statements": sql(&[stmt]), "clientID": "c1", "mid": mid}).to_string()
+    };
+    let r = d.post(
+        "/execute-sql-txn",
+        &txn(1, "INSERT INTO issue VALUES (1, 'a', 1)"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["lmidAdvances"],
+        json!([{"clientID": "c1", "lmid": 1}])
+    );
+    // Replay: nothing runs.
+    let r = d.post(
+        "/execute-sql-txn",
+        &txn(1, "INSERT INTO issue VALUES (2, 'b', 1)"),
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json(),
+        json!({"applied": false, "lmidAdvances": [{"clientID": "c1", "lmid": 1}]})
+    );
+    // A gap: 409, nothing applied.
+    let r = d.post(
+        "/execute-sql-txn",
+        &txn(3, "INSERT INTO issue VALUES (3, 'c', 1)"),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    // A failing statement: 500, all rolled back, the mid does not advance.
+    let body = json!({"statements": sql(&["INSERT INTO issue VALUES (4, 'd', 1)", "INSERT INTO issue VALUES (1, 'dup', 1)"]), "clientID": "c1", "mid": 2});
+    let r = d.post("/execute-sql-txn", &body.to_string());
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert!(
+        r.json()["error"].as_str().unwrap().contains("UNIQUE"),
+        "{}",
+        r.body
+    );
+    // The same mid, corrected, applies.
+    let r = d.post(
+        "/execute-sql-txn",
+        &txn(2, "INSERT INTO issue VALUES (4, 'd', 1)"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // reject-mutation advances alone.
+    let r = d.call(
+        "/reject-mutation",
+        json!({"clientID": "c1", "mid": 3, "reason": "invalid"}),
+    );
+    assert_eq!(r["lmid"], 3);
+    assert_eq!(
+        d.post(
+            "/reject-mutation",
+            &json!({"clientID": "c1", "mid": 9}).to_string()
+        )
+        .status,
+        409
+    );
+    // Idempotency keys.
+    let keyed = json!({"statements": sql(&["INSERT INTO issue VALUES (5, 'e', 0)"]), "idempotencyKey": "k-5"}).to_string();
+    let first = d.post("/execute-sql-txn", &keyed).json();
+    assert_eq!(first["applied"], true);
+    let second = d.post("/execute-sql-txn", &keyed).json();
+    assert_eq!(second, json!({"applied": false, "cv": first["cv"]}));
+    let rows = d.call(
+        "/execute-sql-read",
+        json!({"sql": "SELECT id FROM issue ORDER BY id"}),
+    );
+    assert_eq!(rows["rows"], json!([[1], [4], [5]]));
+    let boot = d.ready["bootId"].clone();
+
+    // Restart: the rows, the last mutation id and the keys survive; the boot
+    // id changes.
+    assert!(d.stop().success());
+    let d = Daemon::start(dir.path(), json!({}));
+    assert_ne!(d.ready["bootId"], boot);
+    let rows = d.call(
+        "/execute-sql-read",
+        json!({"sql": "SELECT id FROM issue ORDER BY id"}),
+    );
+    assert_eq!(rows["rows"], json!([[1], [4], [5]]));
+    assert_eq!(d.post("/execute-sql-txn", &keyed).json()["applied"], false);
+    let r = d.post(
+        "/execute-sql-txn",
+        &txn(3, "INSERT INTO issue VALUES (6, 'f', 1)"),
+    );
+    assert_eq!(
+        r.json()["applied"],
+        false,
+        "mid 3 was rejected before the restart"
+    );
+    let r = d.post(
+        "/execute-sql-txn",
+        &txn(4, "INSERT INTO issue VALUES (6, 'f', 1)"),
+    );
+    assert_eq!(r.json()["applied"], true);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn read_only_sql_refuses_writes_ddl_and_attach_and_leaves_data_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), json!({}));
+    d.call(
+        "/execute-sql-txn",
+        json!({"statements": sql(&["INSERT INTO issue VALUES (1, 'a', 1)"])}),
+    );
+    for stmt in [
+        "INSERT INTO issue VALUES (2, 'b', 1)",
+        "UPDATE issue SET title = 'z'",
+        "DELETE FROM issue RETURNING id",
+        "DROP TABLE issue",
+        "CREATE TABLE x (y)",
+        "ATTACH DATABASE 'other.db' AS other",
+    ] {
+        let r = d.post("/execute-sql-read", &json!({"sql": stmt}).to_string());
+        assert_eq!(r.status, 400, "{stmt}: {}", r.body);
+    }
+    let rows = d.call(
+        "/execute-sql-read",
+        json!({"sql": "SELECT id, title FROM issue WHERE id = ?1", "params": [1]}),
+    );
+    assert_eq!(rows, json!({"cols": ["id", "title"], "rows": [[1, "a"]]}));
+    assert!(!dir.path().join("other.db").exists());
+    assert!(d.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_leases_expire_and_pinned_ones_live_until_dematerialized() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), json!({}));
+    let short = d.call(
+        "/materialize",
+        json!({"ast": {"table": "issue"}, "policy": {"kind": "whileSubscribed", "idleTtlMs": 200}, "leaseTtlMs": 200}),
+    );
+    let pinned = d.call(
+        "/materialize",
+        json!({"ast": {"table": "comment"}, "policy": {"kind": "pinned", "name": "comments"}, "leaseTtlMs": 200}),
+    );
+    assert_eq!(d.call("/stats", json!({}))["materializations"], 2);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        d.call("/stats", json!({}))["materializations"],
+        1,
+        "the idle one went"
+    );
+    let mut c = Client::connect_ws(&format!("ws://127.0.0.1:{}/", d.port("wsPort")))
+        .await
+        .unwrap();
+    c.init("late").await.unwrap();
+    c.subscribe(1, short["leaseToken"].as_str().unwrap())
+        .await
+        .unwrap();
+    match next(&mut c).await {
+        ClientEvent::QueryError(q) => assert_eq!(
+            (q.code.as_deref(), q.retryable),
+            (Some("lease"), Some(false))
+        ),
+        e => panic!("{e:?}"),
+    }
+    c.subscribe(2, "bogus").await.unwrap();
+    assert!(matches!(next(&mut c).await, ClientEvent::QueryError(q) if q.query_id == 2));
+    // The pinned materialization lives; a fresh lease for it subscribes.
+    let again = d.call("/materialize", json!({"ast": {"table": "comment"}}));
+    assert_eq!(again["reused"], true);
+    c.subscribe(3, again["leaseToken"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert!(matches!(
+        next(&mut c).await,
+        ClientEvent::Snapshot { query_id: 3, .. }
+    ));
+    // A subscribed lease outlives its TTL.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(d.call("/stats", json!({}))["subscriptions"], 1);
+    assert_eq!(
+        d.call("/dematerialize", json!({"name": "comments"})),
+        json!({"removed": true})
+    );
+    match next(&mut c).await {
+        ClientEvent::QueryError(q) => assert_eq!(q.query_id, 3),
+        e => panic!("{e:?}"),
+    }
+    assert_eq!(
+        d.call("/dematerialize", json!({"queryKey": pinned["queryKey"]})),
+        json!({"removed": false})
+    );
+    assert_eq!(d.call("/stats", json!({}))["materializations"], 0);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn start_up_failures_are_one_clear_line_and_a_non_zero_exit() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |config: Json| {
+        let path = dir.path().join("bad.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let out = Command::new(BIN)
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!out.status.success(), "{config}");
+        assert!(out.stdout.is_empty(), "{config}");
+        stderr.lines().last().unwrap_or_default().to_string()
+    };
+    let db = dir.path().join("x.db");
+    assert!(run(json!({"db": db, "httpPrt": 1})).contains("unknown field `httpPrt`"));
+    let line = run(
+        json!({"db": db, "httpPort": 0, "wsPort": 0, "quicPort": null, "tables": [
+            {"name": "t", "createSql": "CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, x TEXT); CREATE TRIGGER IF NOT EXISTS tr AFTER INSERT ON t BEGIN SELECT 1; END;"}
+        ]}),
+    );
+    assert!(line.contains("`t`") && line.contains("trigger"), "{line}");
+    let line = run(
+        json!({"db": db, "httpPort": 0, "wsPort": 0, "quicPort": null, "tables": [{"name": "missing"}]}),
+    );
+    assert!(line.contains("missing"), "{line}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let line = run(
+        json!({"db": dir.path().join("y.db"), "httpPort": port, "wsPort": 0, "quicPort": null}),
+    );
+    assert!(
+        line.contains("http") && line.contains(&port.to_string()),
+        "{line}"
+    );
+    let line = run(json!({"db": "/nonexistent/dir/z.db", "httpPort": 0, "wsPort": 0}));
+    assert!(line.contains("z.db"), "{line}");
+}
