@@ -260,6 +260,15 @@ impl Daemon {
             .sum()
     }
 
+    /// Each materialization's query key.
+    pub(crate) fn query_keys(&self) -> HashMap<MatId, String> {
+        lock(&self.registry)
+            .mats
+            .values()
+            .map(|m| (m.id, m.query_key.clone()))
+            .collect()
+    }
+
     /// Open subscriber connections over both planes.
     pub(crate) fn connections(&self) -> u64 {
         let plane = lock(&self.plane).clone();

@@ -89,6 +89,30 @@ pub(crate) fn render(d: &Daemon) -> String {
         "IVM worker threads.",
         &[("", d.cluster.worker_count() as u64)],
     );
+    let keys = d.query_keys();
+    let times: Vec<(String, u64, u64)> = d
+        .hub
+        .derive_times()
+        .into_iter()
+        .filter_map(|(id, t, n)| {
+            keys.get(&id)
+                .map(|k| (format!("{{query=\"{k}\"}}"), t.as_micros() as u64, n))
+        })
+        .collect();
+    let micros: Vec<(&str, u64)> = times.iter().map(|(l, t, _)| (l.as_str(), *t)).collect();
+    let counts: Vec<(&str, u64)> = times.iter().map(|(l, _, n)| (l.as_str(), *n)).collect();
+    metric(
+        "rindle_query_derive_microseconds_total",
+        "counter",
+        "Time workers spent deriving each live query's changes (by query key).",
+        &micros,
+    );
+    metric(
+        "rindle_query_derives_total",
+        "counter",
+        "Transactions that changed each live query's result (by query key).",
+        &counts,
+    );
     let plane = d.plane.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if let Some(p) = plane {
         let (ws, quic) = (p.ws_counters(), p.quic_counters());

@@ -323,6 +323,13 @@ async fn writes_arrive_on_both_planes_with_the_control_planes_cv() {
         json!([{"id": 1, "title": "crash", "open": true, "comments": [{"id": 10, "issueID": 1, "body": "seen it"}]}])
     );
     assert!(q["cvMin"].as_u64().unwrap() >= cv);
+    let metrics = http(d.port("httpPort"), "GET", "/metrics", "", None).body;
+    let key = first["queryKey"].as_str().unwrap();
+    assert!(
+        metrics.contains(&format!("rindle_query_derives_total{{query=\"{key}\"}} 1")),
+        "{metrics}"
+    );
+    assert!(metrics.contains("rindle_frames_sent_total{plane=\"quic\"}"), "{metrics}");
     let stats = d.call("/stats", json!({}));
     assert_eq!(stats["subscriptions"], 2);
     assert_eq!(stats["connections"], 2);

@@ -16,7 +16,9 @@ const BATCH: usize = 500;
 fn post(addr: &str, token: Option<&str>, path: &str, body: &Json) -> Result<Json, String> {
     let mut s = TcpStream::connect(addr).map_err(|e| format!("cannot reach {addr}: {e}"))?;
     let body = body.to_string();
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -27,7 +29,10 @@ fn post(addr: &str, token: Option<&str>, path: &str, body: &Json) -> Result<Json
     s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
     let (head, rest) = raw.split_once("\r\n\r\n").ok_or("a malformed response")?;
     if !head.starts_with("HTTP/1.1 200") {
-        return Err(format!("{path}: {}", head.lines().next().unwrap_or_default()));
+        return Err(format!(
+            "{path}: {}",
+            head.lines().next().unwrap_or_default()
+        ));
     }
     serde_json::from_str(rest).map_err(|e| format!("{e}: {rest}"))
 }
@@ -39,8 +44,13 @@ fn main() {
         .unwrap_or_else(|| "small".into())
         .parse()
         .unwrap_or_else(|e| panic!("{e}"));
-    let url = args.next().unwrap_or_else(|| "http://127.0.0.1:7600".into());
-    let addr = url.trim_start_matches("http://").trim_end_matches('/').to_string();
+    let url = args
+        .next()
+        .unwrap_or_else(|| "http://127.0.0.1:7600".into());
+    let addr = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
     let token = args.next();
     let data = IssueTracker::new(scale);
     let mut last = json!(null);
@@ -53,12 +63,20 @@ fn main() {
             let statements: Vec<Json> = chunk
                 .iter()
                 .map(|row| {
-                    let params: Vec<Json> = row.iter().map(|v| serde_json::to_value(v).unwrap_or(Json::Null)).collect();
+                    let params: Vec<Json> = row
+                        .iter()
+                        .map(|v| serde_json::to_value(v).unwrap_or(Json::Null))
+                        .collect();
                     json!({ "sql": sql, "params": params })
                 })
                 .collect();
-            last = post(&addr, token.as_deref(), "/execute-sql-txn", &json!({ "statements": statements }))
-                .unwrap_or_else(|e| panic!("{e}"));
+            last = post(
+                &addr,
+                token.as_deref(),
+                "/execute-sql-txn",
+                &json!({ "statements": statements }),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         }
         eprintln!("{name}: {} rows", rows.len());
     }

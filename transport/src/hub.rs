@@ -72,6 +72,9 @@ struct Mat {
     /// The commit version the fold reflects.
     cv: u64,
     subscribers: HashMap<SubKey, Sink>,
+    /// Time its worker spent deriving it, and how many transactions.
+    derive_time: std::time::Duration,
+    derives: u64,
 }
 
 #[derive(Default)]
@@ -209,6 +212,8 @@ where
                     phase: Phase::Hydrating,
                     cv: 0,
                     subscribers: HashMap::new(),
+                    derive_time: std::time::Duration::ZERO,
+                    derives: 0,
                 },
             );
             id
@@ -288,6 +293,16 @@ where
     /// Counters since start.
     pub fn stats(&self) -> HubStats {
         *self.inner.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Per materialization: the time its worker spent deriving it and over
+    /// how many transactions.
+    pub fn derive_times(&self) -> Vec<(MatId, std::time::Duration, u64)> {
+        lock(&self.inner.state)
+            .mats
+            .iter()
+            .map(|(&id, m)| (id, m.derive_time, m.derives))
+            .collect()
     }
 
     /// Materializations live now.
@@ -396,11 +411,18 @@ where
                 }
                 inner.changed.notify_all();
             }
-            ClusterEvent::Changed { query, cv, changes } => {
+            ClusterEvent::Changed {
+                query,
+                cv,
+                changes,
+                derive_time,
+            } => {
                 let mut delivered = Vec::new();
                 let mut stats = inner.stats.lock().unwrap_or_else(|p| p.into_inner());
                 stats.derived += 1;
                 if let Some(m) = st.mats.get_mut(&query) {
+                    m.derive_time += derive_time;
+                    m.derives += 1;
                     let Phase::Live(fold) = &mut m.phase else {
                         continue;
                     };

@@ -33,6 +33,7 @@
 //! waits on the cluster.
 
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -98,6 +99,9 @@ pub enum ClusterEvent {
         cv: u64,
         /// The changes, in order.
         changes: Vec<Change>,
+        /// Time the worker spent deriving this query's changes for the
+        /// transaction.
+        derive_time: std::time::Duration,
     },
     /// Deriving the query failed; it has been torn down.
     Faulted {
@@ -341,10 +345,12 @@ fn worker_run<B: ClusterBackend>(
                 if setup.killer.as_ref().is_some_and(|k| k(index, cv)) {
                     panic!("injected worker failure");
                 }
+                let mut spent: HashMap<QueryId, std::time::Duration> = HashMap::new();
                 for (table, change) in changes.iter() {
                     let mut isolate =
                         |q: QueryId, derive: &mut dyn FnMut() -> Result<(), EngineError>| {
-                            match catch_unwind(AssertUnwindSafe(|| {
+                            let started = std::time::Instant::now();
+                            let r = match catch_unwind(AssertUnwindSafe(|| {
                                 if injector.is_some_and(|f| f(q, cv)) {
                                     panic!("injected fault");
                                 }
@@ -352,7 +358,9 @@ fn worker_run<B: ClusterBackend>(
                             })) {
                                 Ok(r) => r,
                                 Err(_) => Err(EngineError::Internal("deriving the query panicked")),
-                            }
+                            };
+                            *spent.entry(q).or_default() += started.elapsed();
+                            r
                         };
                     if let Err(e) = engine.push_isolated(table, change.clone(), &mut isolate) {
                         // The worker's state and the backend disagree about the
@@ -370,9 +378,12 @@ fn worker_run<B: ClusterBackend>(
                 }
                 for event in engine.drain() {
                     let e = match event {
-                        QueryEvent::Changed { query, changes } => {
-                            ClusterEvent::Changed { query, cv, changes }
-                        }
+                        QueryEvent::Changed { query, changes } => ClusterEvent::Changed {
+                            query,
+                            cv,
+                            changes,
+                            derive_time: spent.get(&query).copied().unwrap_or_default(),
+                        },
                         QueryEvent::Faulted { query, error } => {
                             memory.queries.remove(&query);
                             lock(&setup.faults).push(query);
