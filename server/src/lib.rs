@@ -166,15 +166,33 @@ pub async fn run(
         let _ = tokio::time::timeout(Duration::from_secs(5), q).await;
     }
     sweeper.abort();
+    let _ = sweeper.await;
     drop(plane);
     *daemon.plane.lock().unwrap_or_else(|p| p.into_inner()) = None;
     drop(daemon);
     drop(hub);
     // The last handle closes the cluster: workers stop, the writer and the
-    // readers close, and SQLite checkpoints the WAL on the last close.
+    // readers close. Connection tasks still winding down may hold one
+    // briefly.
+    let db = config.db.clone();
     tokio::task::spawn_blocking(move || {
-        if let Ok(cluster) = Arc::try_unwrap(cluster) {
-            cluster.shutdown();
+        let mut cluster = cluster;
+        for _ in 0..200 {
+            match Arc::try_unwrap(cluster) {
+                Ok(c) => {
+                    c.shutdown();
+                    break;
+                }
+                Err(still_shared) => {
+                    cluster = still_shared;
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+        match rindle_sqlite::checkpoint(&db) {
+            Ok(true) => tracing::info!("wal checkpointed"),
+            Ok(false) => tracing::warn!("the wal could not be fully checkpointed (readers open)"),
+            Err(e) => tracing::warn!(error = %e, "checkpointing the wal failed"),
         }
     })
     .await

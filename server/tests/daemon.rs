@@ -329,7 +329,10 @@ async fn writes_arrive_on_both_planes_with_the_control_planes_cv() {
         metrics.contains(&format!("rindle_query_derives_total{{query=\"{key}\"}} 1")),
         "{metrics}"
     );
-    assert!(metrics.contains("rindle_frames_sent_total{plane=\"quic\"}"), "{metrics}");
+    assert!(
+        metrics.contains("rindle_frames_sent_total{plane=\"quic\"}"),
+        "{metrics}"
+    );
     let stats = d.call("/stats", json!({}));
     assert_eq!(stats["subscriptions"], 2);
     assert_eq!(stats["connections"], 2);
@@ -418,8 +421,10 @@ fn the_mutation_discipline_and_idempotency_keys_hold_across_a_restart() {
     let boot = d.ready["bootId"].clone();
 
     // Restart: the rows, the last mutation id and the keys survive; the boot
-    // id changes.
+    // id changes. A clean stop checkpointed the WAL into the file.
     assert!(d.stop().success());
+    let wal = dir.path().join("d.db-wal");
+    assert!(!wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0);
     let d = Daemon::start(dir.path(), json!({}));
     assert_ne!(d.ready["bootId"], boot);
     let rows = d.call(

@@ -42,7 +42,7 @@ mod source;
 use std::fmt;
 
 pub use backend::SqliteBackend;
-pub use plain::{ReadOnly, Rows};
+pub use plain::{ReadOnly, Rows, checkpoint};
 pub use rindle_replica::{Committed, QueryId, Update};
 pub use source::{SqliteCatalog, SqliteSource, open_source};
 

@@ -98,3 +98,13 @@ impl ReadOnly {
         collect(&mut stmt, params)
     }
 }
+
+/// Checkpoints the WAL of the database at `path` into the main file and
+/// truncates it (what a clean shutdown does once every other connection is
+/// closed). Returns whether the whole WAL was checkpointed.
+pub fn checkpoint(path: &Path) -> Result<bool, SqliteError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_secs(5))?;
+    let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0))?;
+    Ok(busy == 0)
+}
