@@ -582,3 +582,60 @@ fn start_up_failures_are_one_clear_line_and_a_non_zero_exit() {
     let line = run(json!({"db": "/nonexistent/dir/z.db", "httpPort": 0, "wsPort": 0}));
     assert!(line.contains("z.db"), "{line}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_websocket_wire_is_the_reference_protocol_with_the_boot_id() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), json!({}));
+    d.call(
+        "/execute-sql-txn",
+        json!({"statements": sql(&["INSERT INTO issue VALUES (7, 'seven', 1)"])}),
+    );
+    let lease = d.call("/materialize", json!({"ast": {"table": "issue"}}))["leaseToken"].clone();
+    let url = format!("ws://127.0.0.1:{}/", d.port("wsPort"));
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::text(
+        json!({"t": "init", "clientID": "raw"}).to_string(),
+    ))
+    .await
+    .unwrap();
+    ws.send(Message::text(
+        json!({"t": "subscribe", "queryId": 5, "leaseToken": lease, "mode": "normalized"})
+            .to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut frames = Vec::new();
+    while frames.len() < 2 {
+        let frame = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap();
+        if let Some(Ok(Message::Text(t))) = frame {
+            frames.push(serde_json::from_str::<Json>(t.as_str()).unwrap());
+        }
+    }
+    let hello = &frames[0];
+    assert_eq!(hello["t"], "nhello");
+    assert_eq!(hello["queryId"], 5);
+    assert_eq!(hello["bootId"], d.ready["bootId"]);
+    assert_eq!(hello["hello"]["epoch"], 1);
+    assert_eq!(hello["hello"]["comparatorVersion"], 2);
+    assert_eq!(
+        hello["hello"]["tables"],
+        json!([{"name": "issue", "columns": ["id", "title", "open"], "primaryKey": [0]}])
+    );
+    let snapshot = &frames[1];
+    assert_eq!(snapshot["t"], "nbatch");
+    assert_eq!(snapshot["batch"]["seq"], 0);
+    assert_eq!(
+        snapshot["batch"]["normalizedFp"],
+        hello["hello"]["normalizedFp"]
+    );
+    assert_eq!(
+        snapshot["batch"]["ops"],
+        json!([{"table": "issue", "op": "add", "row": [7, "seven", true]}])
+    );
+    assert!(d.stop().success());
+}
