@@ -102,6 +102,15 @@ impl ViewFormat {
     pub fn relationships(&self) -> &[(Arc<str>, ViewFormat)] {
         &self.relationships
     }
+
+    /// The position and format of the relationship named `alias`.
+    pub(crate) fn relationship(&self, alias: &str) -> Option<(usize, &ViewFormat)> {
+        self.relationships
+            .iter()
+            .enumerate()
+            .find(|(_, (a, _))| &**a == alias)
+            .map(|(i, (_, f))| (i, f))
+    }
 }
 
 /// A lowered query: its operator graph and result format.

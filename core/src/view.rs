@@ -150,11 +150,7 @@ fn relationship_index<'f>(
     alias: &str,
 ) -> Result<(usize, &'f ViewFormat), ViewError> {
     format
-        .relationships()
-        .iter()
-        .enumerate()
-        .find(|(_, (a, _))| &**a == alias)
-        .map(|(i, (_, f))| (i, f))
+        .relationship(alias)
         .ok_or_else(|| ViewError::UnknownRelationship(alias.into()))
 }
 

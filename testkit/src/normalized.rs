@@ -9,8 +9,8 @@
 //! so "the subscriber re-derives exactly the server's view" is what passes.
 
 use rindle_core::protocol::{
-    ClientMessage, Epochs, NormalizeFold, Publisher, ServerMessage, Subscriber, TableShape,
-    Verdict, footprint, from_compact, to_compact,
+    ClientMessage, Epochs, NormalizeFold, Publisher, ServerMessage, Subscriber, Verdict, footprint,
+    from_compact, to_compact,
 };
 use rindle_core::{Ast, Engine, MemoryCatalog, QueryEvent, QueryId, TableSchema, View};
 use serde_json::Value as Json;
@@ -144,17 +144,7 @@ impl Subject for NormalizedSubject {
         let fp_format = engine.format(FOOTPRINT).expect("just added").clone();
         let mut fold = NormalizeFold::new(fp_format).map_err(err)?;
         let snapshot = fold.hydrate(&fp_nodes).map_err(err)?;
-        let shapes = fp
-            .tables
-            .iter()
-            .map(|name| {
-                schemas
-                    .iter()
-                    .find(|s| s.name() == name)
-                    .map(TableShape::of)
-                    .ok_or_else(|| SubjectError(format!("footprint names unknown `{name}`")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let shapes = fp.shapes(&schemas).map_err(err)?;
         let mut epochs = Epochs::new();
         // The client's subscribe crosses the wire too.
         let subscribe: ClientMessage = serde_json::from_str(

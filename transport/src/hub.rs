@@ -181,17 +181,7 @@ where
     ) -> Result<(MatId, bool), HubError> {
         let key = serde_json::to_string(ast).map_err(|e| HubError::Query(e.to_string()))?;
         let fp = footprint(ast).map_err(HubError::Footprint)?;
-        let tables = fp
-            .tables
-            .iter()
-            .map(|name| {
-                schemas
-                    .iter()
-                    .find(|s| s.name() == name)
-                    .map(TableShape::of)
-                    .ok_or_else(|| HubError::Query(format!("unknown table `{name}`")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let tables = fp.shapes(schemas).map_err(HubError::Footprint)?;
         let id = {
             let mut st = lock(&self.inner.state);
             if let Some(&id) = st.by_key.get(&key) {

@@ -38,12 +38,13 @@ use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
 
-use super::Op;
 use super::replica::identical;
+use super::{Op, TableShape};
 use crate::ast::{Ast, Condition, CorrelatedSubquery, ExistsOp};
 use crate::build::{LevelKind, ViewFormat};
 use crate::change::{Change, Node};
 use crate::ordering::SortedRow;
+use crate::schema::TableSchema;
 use crate::value::{Row, Value};
 
 /// The query a normalized subscription maintains, and the tables it touches.
@@ -56,12 +57,36 @@ pub struct Footprint {
     pub tables: Vec<String>,
 }
 
+impl Footprint {
+    /// The subscription's `tables`: the shapes of [`Footprint::tables`],
+    /// looked up in `schemas`.
+    pub fn shapes(&self, schemas: &[TableSchema]) -> Result<Vec<TableShape>, FootprintError> {
+        self.tables
+            .iter()
+            .map(|name| {
+                schemas
+                    .iter()
+                    .find(|s| s.name() == name)
+                    .map(TableShape::of)
+                    .ok_or_else(|| FootprintError::UnknownTable {
+                        table: name.clone(),
+                    })
+            })
+            .collect()
+    }
+}
+
 /// A query whose footprint cannot re-derive it exactly.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum FootprintError {
     /// A level with `NOT EXISTS` reads a table another level also reads.
     SharedNotExistsTable {
+        /// The table.
+        table: String,
+    },
+    /// A table the query reads is not among the schemas given.
+    UnknownTable {
         /// The table.
         table: String,
     },
@@ -82,6 +107,7 @@ impl fmt::Display for FootprintError {
                  another level of the query also reads `{table}`; a subscriber's copies \
                  could not re-derive it"
             ),
+            FootprintError::UnknownTable { table } => write!(f, "unknown table `{table}`"),
             FootprintError::NotRows { level } => {
                 write!(f, "level `{level}` is an aggregate, not rows of a table")
             }
@@ -551,11 +577,7 @@ fn child_format<'f>(
     alias: &str,
 ) -> Result<(usize, &'f ViewFormat), FoldError> {
     format
-        .relationships()
-        .iter()
-        .enumerate()
-        .find(|(_, (a, _))| &**a == alias)
-        .map(|(i, (_, f))| (i, f))
+        .relationship(alias)
         .ok_or_else(|| FoldError::UnknownRelationship {
             relationship: String::from(alias),
         })
