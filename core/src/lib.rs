@@ -59,6 +59,7 @@ mod operator;
 mod ordering;
 mod predicate;
 pub mod protocol;
+mod render;
 mod schema;
 mod source;
 mod value;
@@ -77,6 +78,7 @@ pub use error::{
 };
 pub use ordering::SortOrder;
 pub use predicate::{CompareOp, LikePattern, Predicate};
+pub use render::{ChangeJson, ResultJson};
 pub use schema::{Column, ColumnType, TableSchema};
 pub use source::{
     Catalog, FetchRequest, MemoryCatalog, MemorySource, Source, Start, StartBasis, TableId,

@@ -12,7 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use rindle_core::{Ast, ColumnType, Engine, LevelKind, Node, QueryId, Value, ViewFormat};
+use rindle_core::{Ast, ColumnType, Engine, QueryId, ResultJson};
 use rindle_sqlite::SqliteCatalog;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -261,21 +261,9 @@ async fn execute_sql_read(State(d): State<Shared>, body: Bytes) -> Reply {
             d.metrics.reads_served.fetch_add(1, Ordering::Relaxed);
             ok(json!({
                 "cols": rows.columns,
-                "rows": rows.rows.iter().map(|r| r.iter().map(cell).collect::<Vec<_>>()).collect::<Vec<_>>(),
+                "rows": rows.rows,
             }))
         }
-    }
-}
-
-/// A cell as JSON: numbers, strings, booleans, null (non-finite floats are
-/// null, as JSON has no spelling for them).
-pub(crate) fn cell(v: &Value) -> Json {
-    match v {
-        Value::Null => Json::Null,
-        Value::Bool(b) => Json::Bool(*b),
-        Value::Int(i) => Json::from(*i),
-        Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-        Value::Text(t) => Json::String(t.to_string()),
     }
 }
 
@@ -304,7 +292,7 @@ async fn query(State(d): State<Shared>, body: Bytes) -> Reply {
             .ok_or_else(|| bad(StatusCode::INTERNAL_SERVER_ERROR, "the query vanished"))?;
         let key = query_key(&serde_json::to_string(&req.ast).unwrap_or_default());
         Ok::<_, Reply>(json!({
-            "rows": level(&format, &nodes),
+            "rows": ResultJson::new(&format, &nodes),
             "cvMin": cv,
             "queryKey": key,
             "bootId": daemon.boot_id,
@@ -318,45 +306,6 @@ async fn query(State(d): State<Shared>, body: Bytes) -> Reply {
             ok(body)
         }
     }
-}
-
-/// A level of a result as nested JSON: an array of objects (a singular
-/// level: the object or null), relationships by name.
-fn level(format: &ViewFormat, nodes: &[Node]) -> Json {
-    let objects = nodes.iter().map(|n| object(format, n));
-    if format.singular() {
-        objects.into_iter().next().unwrap_or(Json::Null)
-    } else {
-        Json::Array(objects.collect())
-    }
-}
-
-fn object(format: &ViewFormat, node: &Node) -> Json {
-    let mut map = serde_json::Map::new();
-    let columns = format.schema().columns();
-    for &i in format.visible_columns() {
-        if let (Some(c), Some(v)) = (columns.get(i), node.row.get(i)) {
-            map.insert(c.name.clone(), cell(v));
-        }
-    }
-    for (alias, sub) in format.relationships() {
-        let children = node
-            .relationships
-            .iter()
-            .find(|(a, _)| a == alias)
-            .map(|(_, c)| c.as_slice())
-            .unwrap_or_default();
-        let value = if sub.kind() == LevelKind::Aggregate {
-            children
-                .first()
-                .and_then(|n| n.row.get(1))
-                .map_or(Json::Null, cell)
-        } else {
-            level(sub, children)
-        };
-        map.insert(alias.to_string(), value);
-    }
-    Json::Object(map)
 }
 
 fn type_name(t: ColumnType) -> &'static str {

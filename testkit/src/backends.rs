@@ -181,6 +181,46 @@ impl Driver for Sqlite {
     }
 }
 
+/// Creates and loads tables through the backend-neutral row API.
+fn row_api_create<B: Backend<TableSpec = rindle_core::TableSchema>>(
+    db: &Db<B>,
+    tables: &[TableData],
+) -> Result<(), SubjectError> {
+    for t in tables {
+        db.register_table(t.schema().map_err(err)?).map_err(err)?;
+    }
+    let mut tx = db.write().map_err(err)?;
+    for t in tables {
+        for cells in &t.rows {
+            tx.insert(&t.name, t.row(cells).map_err(err)?)
+                .map_err(err)?;
+        }
+    }
+    tx.commit().map_err(err)?;
+    Ok(())
+}
+
+/// Performs one write through the backend-neutral row API (a key change is a
+/// delete and an insert).
+fn row_api_write<B: Backend>(
+    tx: &mut WriteTx<'_, B>,
+    table: &TableData,
+    w: &Write,
+    row: &Row,
+    old: Option<&Row>,
+) -> Result<(), SubjectError> {
+    let schema = table.schema().map_err(err)?;
+    match (w.op, old) {
+        (WriteOp::Add, _) => tx.insert(&table.name, row.clone()),
+        (WriteOp::Remove, _) => tx.delete(&table.name, row.clone()),
+        (WriteOp::Edit, Some(old)) if !schema.same_key(old, row) => tx
+            .delete(&table.name, old.clone())
+            .and_then(|()| tx.insert(&table.name, row.clone())),
+        (WriteOp::Edit, _) => tx.update(&table.name, row.clone()),
+    }
+    .map_err(err)
+}
+
 /// redb, every write through the backend-neutral row API.
 pub struct Redb;
 
@@ -193,18 +233,7 @@ impl Driver for Redb {
     }
 
     fn create(db: &Db<Self::Backend>, tables: &[TableData]) -> Result<(), SubjectError> {
-        for t in tables {
-            db.register_table(t.schema().map_err(err)?).map_err(err)?;
-        }
-        let mut tx = db.write().map_err(err)?;
-        for t in tables {
-            for cells in &t.rows {
-                tx.insert(&t.name, t.row(cells).map_err(err)?)
-                    .map_err(err)?;
-            }
-        }
-        tx.commit().map_err(err)?;
-        Ok(())
+        row_api_create(db, tables)
     }
 
     fn write(
@@ -214,16 +243,33 @@ impl Driver for Redb {
         row: &Row,
         old: Option<&Row>,
     ) -> Result<(), SubjectError> {
-        let schema = table.schema().map_err(err)?;
-        match (w.op, old) {
-            (WriteOp::Add, _) => tx.insert(&table.name, row.clone()),
-            (WriteOp::Remove, _) => tx.delete(&table.name, row.clone()),
-            (WriteOp::Edit, Some(old)) if !schema.same_key(old, row) => tx
-                .delete(&table.name, old.clone())
-                .and_then(|()| tx.insert(&table.name, row.clone())),
-            (WriteOp::Edit, _) => tx.update(&table.name, row.clone()),
-        }
-        .map_err(err)
+        row_api_write(tx, table, w, row, old)
+    }
+}
+
+/// The in-memory `Db` (`rindle_replica::memory`), written with the row API.
+pub struct InMemory;
+
+impl Driver for InMemory {
+    type Backend = rindle_replica::memory::MemoryBackend;
+    const NAME: &'static str = "memory-db";
+
+    fn open(_dir: &std::path::Path) -> Result<Db<Self::Backend>, SubjectError> {
+        Db::open(()).map_err(err)
+    }
+
+    fn create(db: &Db<Self::Backend>, tables: &[TableData]) -> Result<(), SubjectError> {
+        row_api_create(db, tables)
+    }
+
+    fn write(
+        tx: &mut WriteTx<'_, Self::Backend>,
+        table: &TableData,
+        w: &Write,
+        row: &Row,
+        old: Option<&Row>,
+    ) -> Result<(), SubjectError> {
+        row_api_write(tx, table, w, row, old)
     }
 }
 
@@ -263,6 +309,8 @@ impl<D: Driver> DbSubject<D> {
 pub type SqliteSubject = DbSubject<Sqlite>;
 /// redb through `rindle_redb::Db`, writing with the row API.
 pub type RedbSubject = DbSubject<Redb>;
+/// The in-memory `Db` with transactions, writing with the row API.
+pub type MemoryDbSubject = DbSubject<InMemory>;
 
 fn err(e: impl std::fmt::Display) -> SubjectError {
     SubjectError::from_display(e)

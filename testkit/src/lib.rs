@@ -28,7 +28,7 @@ pub mod normalized;
 pub mod oracle;
 pub mod render;
 
-pub use backends::{RedbSubject, SqliteSubject};
+pub use backends::{MemoryDbSubject, RedbSubject, SqliteSubject};
 pub use data::{DataError, Model, Scenario, TableData, Write, WriteOp};
 pub use dataset::{IssueTracker, Scale};
 pub use generate::{CaseConfig, QueryConfig, SchemaConfig};

@@ -14,6 +14,7 @@
 //! [`cluster::Cluster`] runs the same engine on a pool of worker threads.
 
 pub mod cluster;
+pub mod memory;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;

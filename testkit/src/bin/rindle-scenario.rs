@@ -2,7 +2,7 @@
 //! hydration and after each step, one JSON line each.
 //!
 //! ```text
-//! rindle-scenario [--backend memory|sqlite|redb] [--oracle] < scenario.json
+//! rindle-scenario [--backend memory|memory-db|sqlite|redb] [--oracle] < scenario.json
 //! ```
 //!
 //! The scenario is `{tables: [{name, columns: [{name, type}], primaryKey,
@@ -16,11 +16,13 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use rindle_testkit::{MemorySubject, Model, Oracle, RedbSubject, Scenario, SqliteSubject, Subject};
+use rindle_testkit::{
+    MemoryDbSubject, MemorySubject, Model, Oracle, RedbSubject, Scenario, SqliteSubject, Subject,
+};
 use serde_json::Value as Json;
 
 const USAGE: &str =
-    "usage: rindle-scenario [--backend memory|sqlite|redb] [--oracle] < scenario.json";
+    "usage: rindle-scenario [--backend memory|memory-db|sqlite|redb] [--oracle] < scenario.json";
 
 fn main() -> ExitCode {
     match run() {
@@ -87,11 +89,12 @@ fn run() -> Result<(), String> {
     }
     let mut subject: Box<dyn Subject> = match backend.as_str() {
         "memory" => Box::new(MemorySubject::new()),
+        "memory-db" => Box::new(MemoryDbSubject::new()),
         "sqlite" => Box::new(SqliteSubject::new()),
         "redb" => Box::new(RedbSubject::new()),
         other => {
             return Err(format!(
-                "unknown backend `{other}` (available: memory, sqlite, redb)"
+                "unknown backend `{other}` (available: memory, memory-db, sqlite, redb)"
             ));
         }
     };
