@@ -55,11 +55,11 @@ mod build;
 mod change;
 mod engine;
 mod error;
+mod json;
 mod operator;
 mod ordering;
 mod predicate;
 pub mod protocol;
-mod render;
 mod schema;
 mod source;
 mod value;
@@ -76,9 +76,9 @@ pub use error::{
     BuildError, ChangeError, EngineError, PushError, QueryError, SchemaError, SourceError,
     ViewError,
 };
+pub use json::{ChangeJson, ResultJson, RowSeed};
 pub use ordering::SortOrder;
 pub use predicate::{CompareOp, LikePattern, Predicate};
-pub use render::{ChangeJson, ResultJson};
 pub use schema::{Column, ColumnType, TableSchema};
 pub use source::{
     Catalog, FetchRequest, MemoryCatalog, MemorySource, Source, Start, StartBasis, TableId,

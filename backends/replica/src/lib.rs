@@ -23,8 +23,8 @@ use std::rc::{Rc, Weak};
 
 pub use rindle_core::QueryId;
 use rindle_core::{
-    Ast, Catalog, Change, Engine, EngineError, Node, PushError, QueryError, QueryEvent, Row,
-    SourceChange, TableSchema, ViewFormat,
+    Ast, Catalog, Change, ColumnType, Engine, EngineError, Node, PushError, QueryError, QueryEvent,
+    Row, SourceChange, TableSchema, Value, ViewFormat,
 };
 
 /// A storage backend: its write side, and a catalog of sources over its data.
@@ -132,6 +132,15 @@ pub enum DbError<E> {
     Closed,
     /// A cluster worker refused or failed an operation.
     Worker(String),
+    /// A primary key with the wrong number of cells.
+    KeyWidth {
+        /// The table.
+        table: String,
+        /// The key's column count.
+        expected: usize,
+        /// The cells given.
+        got: usize,
+    },
 }
 
 impl<E: fmt::Display> fmt::Display for DbError<E> {
@@ -144,6 +153,14 @@ impl<E: fmt::Display> fmt::Display for DbError<E> {
             DbError::Busy => f.write_str("a write transaction is already open"),
             DbError::Closed => f.write_str("the database is closed"),
             DbError::Worker(e) => write!(f, "worker: {e}"),
+            DbError::KeyWidth {
+                table,
+                expected,
+                got,
+            } => write!(
+                f,
+                "the primary key of `{table}` has {expected} columns, {got} cells were given"
+            ),
         }
     }
 }
@@ -429,6 +446,36 @@ impl<B: Backend> WriteTx<'_, B> {
     /// Deletes the row with this row's primary key.
     pub fn delete(&mut self, table: &str, row: Row) -> Result<(), DbError<B::Error>> {
         self.row_op(table, &row, B::delete)
+    }
+
+    /// Deletes the row with this primary key (its cells in key order).
+    pub fn delete_key(&mut self, table: &str, key: &[Value]) -> Result<(), DbError<B::Error>> {
+        let schema = self.schema(table)?;
+        let pk = schema.primary_key();
+        if key.len() != pk.len() {
+            return Err(DbError::KeyWidth {
+                table: table.into(),
+                expected: pk.len(),
+                got: key.len(),
+            });
+        }
+        // Backends find the row by its key alone; the other cells only need
+        // to pass the row check.
+        let mut cells: Vec<Value> = schema
+            .columns()
+            .iter()
+            .map(|c| match c.ty {
+                _ if c.nullable => Value::Null,
+                ColumnType::Integer => Value::Int(0),
+                ColumnType::Real => Value::Float(0.0),
+                ColumnType::Boolean => Value::Bool(false),
+                _ => Value::text(""),
+            })
+            .collect();
+        for (&i, v) in pk.iter().zip(key) {
+            cells[i] = v.clone();
+        }
+        self.row_op(table, &Row::new(cells), B::delete)
     }
 
     /// Runs `f` with the backend inside this transaction (backend-specific

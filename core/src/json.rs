@@ -1,4 +1,5 @@
-//! Query results and result changes in their JSON shape, as serde values.
+//! Query results and result changes in their JSON shape, as serde values,
+//! and rows read from JSON objects or arrays.
 //!
 //! A result level is an array of row objects — each visible column by name,
 //! each relationship by its alias — or, for a singular (`one`) level, the
@@ -8,11 +9,17 @@
 //! columns show as their text; a non-finite float is whatever the format makes
 //! of one (null, in serde_json).
 
+use alloc::borrow::Cow;
+use alloc::vec::Vec;
+use core::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::build::{LevelKind, ViewFormat};
 use crate::change::{Change, Node};
-use crate::value::Row;
+use crate::schema::TableSchema;
+use crate::value::{Row, Value};
 
 /// A result level (a whole query result, or one relationship's rows) as a
 /// serde value.
@@ -164,5 +171,89 @@ impl Serialize for ChangeJson<'_> {
                 map.end()
             }
         }
+    }
+}
+
+/// Reads one row of a table from a serde value: an object keyed by column
+/// name (a missing column is null; an unknown one is an error) or an array of
+/// cells in column order. Cells are scalars ([`Value`]'s own form); a JSON
+/// column's value is its text. Types, nullability and width are not checked
+/// here: [`TableSchema::check_row`] does that where the row is used.
+///
+/// ```
+/// use rindle_core::{Column, ColumnType, RowSeed, TableSchema, Value, row};
+/// use serde::de::DeserializeSeed;
+///
+/// let t = TableSchema::new(
+///     "t",
+///     vec![Column::new("id", ColumnType::Integer), Column::new("v", ColumnType::Text)],
+///     &["id"],
+/// )?;
+/// let mut de = serde_json::Deserializer::from_str(r#"{"id": 7}"#);
+/// assert_eq!(RowSeed::new(&t).deserialize(&mut de)?, row![7, Value::Null]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Copy)]
+pub struct RowSeed<'a> {
+    schema: &'a TableSchema,
+}
+
+impl<'a> RowSeed<'a> {
+    /// A reader of rows of `schema`.
+    pub fn new(schema: &'a TableSchema) -> RowSeed<'a> {
+        RowSeed { schema }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Row, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RowSeed<'_> {
+    type Value = Row;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "a row of `{}`: an object keyed by column name or an array of cells",
+            self.schema.name()
+        )
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Row, A::Error> {
+        let mut cells = Vec::with_capacity(self.schema.columns().len());
+        while let Some(v) = seq.next_element::<Value>()? {
+            cells.push(v);
+        }
+        Ok(Row::new(cells))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
+        let columns = self.schema.columns();
+        let mut cells: Vec<Option<Value>> = alloc::vec![None; columns.len()];
+        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
+            let Some(i) = columns.iter().position(|c| c.name == *name) else {
+                return Err(de::Error::custom(format_args!(
+                    "unknown column `{name}` in table `{}`",
+                    self.schema.name()
+                )));
+            };
+            if cells[i].is_some() {
+                return Err(de::Error::custom(format_args!(
+                    "column `{name}` given twice"
+                )));
+            }
+            cells[i] = Some(map.next_value::<Value>()?);
+        }
+        Ok(Row::new(
+            cells
+                .into_iter()
+                .map(|c| c.unwrap_or(Value::Null))
+                .collect(),
+        ))
     }
 }
