@@ -1,0 +1,286 @@
+//! Rindle's engine in JavaScript (wasm-bindgen): in-memory tables, live
+//! views from AST JSON, changes pushed in, views kept current by incremental
+//! view maintenance, results read as plain JS objects.
+//!
+//! ```js
+//! const engine = new Engine();
+//! engine.addTable({ name: "issue", columns: [...], primaryKey: ["id"] }, rows);
+//! const v = engine.view({ table: "issue", orderBy: [["id", "asc"]] });
+//! engine.subscribe(v, data => render(data));
+//! engine.push("issue", { op: "add", row: { id: 3, title: "new" } });
+//! engine.flush();                    // listeners of changed views run here
+//! ```
+//!
+//! Errors are JS `Error`s with a `kind`: `"json"`, `"schema"`, `"row"`,
+//! `"query"`, `"view"`.
+
+use std::collections::BTreeMap;
+
+use js_sys::{JSON, Reflect};
+use rindle_core::{
+    Ast, Catalog, MemoryCatalog, QueryEvent, QueryId, ResultJson, Row, RowSeed, SourceChange,
+    TableSchema, View,
+};
+use serde::Deserialize;
+use serde::de::DeserializeSeed;
+use wasm_bindgen::prelude::*;
+
+/// A JS `Error` with a `kind`.
+fn error(kind: &str, message: impl std::fmt::Display) -> JsValue {
+    let e = js_sys::Error::new(&message.to_string());
+    let _ = Reflect::set(&e, &"kind".into(), &kind.into());
+    e.into()
+}
+
+/// A JS value as JSON text: a string is taken as JSON already.
+fn json_text(v: &JsValue) -> Result<String, JsValue> {
+    if let Some(s) = v.as_string() {
+        return Ok(s);
+    }
+    JSON::stringify(v)
+        .map(String::from)
+        .map_err(|_| error("json", "the value cannot be written as JSON"))
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(v: &JsValue, what: &str) -> Result<T, JsValue> {
+    serde_json::from_str(&json_text(v)?).map_err(|e| error("json", format_args!("{what}: {e}")))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TableDef {
+    name: String,
+    columns: Vec<rindle_core::Column>,
+    primary_key: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Push {
+    op: Op,
+    row: serde_json::Value,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Op {
+    Add,
+    Remove,
+    Edit,
+}
+
+/// An engine over in-memory tables, with its views.
+#[wasm_bindgen]
+pub struct Engine {
+    engine: rindle_core::Engine<MemoryCatalog>,
+    views: BTreeMap<u64, View>,
+    faults: BTreeMap<u64, String>,
+    next: u64,
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Engine::new()
+    }
+}
+
+impl Engine {
+    fn schema(&self, table: &str) -> Result<TableSchema, JsValue> {
+        self.engine
+            .catalog()
+            .table(table)
+            .map(|t| rindle_core::Source::schema(t).clone())
+            .ok_or_else(|| error("schema", format_args!("no table `{table}`")))
+    }
+
+    fn row(schema: &TableSchema, json: &serde_json::Value) -> Result<Row, JsValue> {
+        let row = RowSeed::new(schema)
+            .deserialize(json)
+            .map_err(|e| error("row", e))?;
+        schema.check_row(&row).map_err(|e| error("row", e))?;
+        Ok(schema.normalize(row))
+    }
+
+    fn stored(&self, schema: &TableSchema, row: &Row) -> Result<Row, JsValue> {
+        let source = self
+            .engine
+            .catalog()
+            .table_id(schema.name())
+            .map(|id| self.engine.catalog().source(id));
+        source
+            .and_then(|s| s.get(&schema.key_of(row)).ok().flatten())
+            .ok_or_else(|| {
+                error(
+                    "row",
+                    format_args!("no row with this key in `{}`", schema.name()),
+                )
+            })
+    }
+
+    fn view_mut(&mut self, id: u32) -> Result<&mut View, JsValue> {
+        if let Some(why) = self.faults.get(&u64::from(id)) {
+            return Err(error("view", format_args!("view {id} failed: {why}")));
+        }
+        self.views
+            .get_mut(&u64::from(id))
+            .ok_or_else(|| error("view", format_args!("no view {id}")))
+    }
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// An engine with no tables.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Engine {
+        Engine {
+            engine: rindle_core::Engine::new(MemoryCatalog::new()),
+            views: BTreeMap::new(),
+            faults: BTreeMap::new(),
+            next: 1,
+        }
+    }
+
+    /// Adds a table (`{name, columns: [{name, type, nullable}], primaryKey}`)
+    /// with its initial rows (objects by column name or arrays).
+    #[wasm_bindgen(js_name = addTable)]
+    pub fn add_table(&mut self, schema: JsValue, rows: JsValue) -> Result<(), JsValue> {
+        let def: TableDef = parse(&schema, "table")?;
+        let pk: Vec<&str> = def.primary_key.iter().map(String::as_str).collect();
+        let schema =
+            TableSchema::new(&def.name, def.columns, &pk).map_err(|e| error("schema", e))?;
+        let rows: Vec<serde_json::Value> = if rows.is_undefined() || rows.is_null() {
+            Vec::new()
+        } else {
+            parse(&rows, "rows")?
+        };
+        let mut source = rindle_core::MemorySource::new(schema.clone());
+        for r in &rows {
+            source
+                .insert(Engine::row(&schema, r)?)
+                .map_err(|e| error("row", e))?;
+        }
+        let catalog = self.engine.catalog_mut();
+        if catalog.table(schema.name()).is_some() {
+            return Err(error(
+                "schema",
+                format_args!("table `{}` exists", schema.name()),
+            ));
+        }
+        catalog.add_table(schema).map_err(|e| error("schema", e))?;
+        for row in source.rows() {
+            // Initial rows go in before any view reads the table.
+            self.engine
+                .catalog_mut()
+                .insert(&def.name, row.clone())
+                .map_err(|e| error("row", e))?;
+        }
+        Ok(())
+    }
+
+    /// Builds and hydrates a view from AST JSON; returns its id.
+    pub fn view(&mut self, ast: JsValue) -> Result<u32, JsValue> {
+        let ast: Ast = parse(&ast, "query")?;
+        let id = self.next;
+        let nodes = self
+            .engine
+            .add_query(QueryId(id), &ast)
+            .map_err(|e| error("query", e))?;
+        let format = self
+            .engine
+            .format(QueryId(id))
+            .cloned()
+            .ok_or_else(|| error("query", "the query vanished"))?;
+        let view = View::hydrated(format, &nodes).map_err(|e| error("query", e))?;
+        self.next += 1;
+        self.views.insert(id, view);
+        u32::try_from(id).map_err(|_| error("view", "too many views"))
+    }
+
+    /// Drops a view.
+    #[wasm_bindgen(js_name = removeView)]
+    pub fn remove_view(&mut self, id: u32) -> bool {
+        self.engine.remove_query(QueryId(u64::from(id)));
+        let faulted = self.faults.remove(&u64::from(id)).is_some();
+        self.views.remove(&u64::from(id)).is_some() || faulted
+    }
+
+    /// Pushes one change: `{op: "add", row}`, `{op: "remove", row}` (the key
+    /// columns suffice) or `{op: "edit", row}` (the new row; the old one is
+    /// found by key). Views are updated now; listeners run at `flush`.
+    pub fn push(&mut self, table: &str, change: JsValue) -> Result<(), JsValue> {
+        let push: Push = parse(&change, "change")?;
+        let schema = self.schema(table)?;
+        let change = match push.op {
+            Op::Add => SourceChange::Add(Engine::row(&schema, &push.row)?),
+            Op::Remove => {
+                let probe = RowSeed::new(&schema)
+                    .deserialize(&push.row)
+                    .map_err(|e| error("row", e))?;
+                SourceChange::Remove(self.stored(&schema, &probe)?)
+            }
+            Op::Edit => {
+                let new = Engine::row(&schema, &push.row)?;
+                SourceChange::Edit {
+                    old: self.stored(&schema, &new)?,
+                    new,
+                }
+            }
+        };
+        self.engine
+            .push(table, change)
+            .map_err(|e| error("row", e))?;
+        for event in self.engine.drain() {
+            match event {
+                QueryEvent::Changed { query, changes } => {
+                    if let Some(view) = self.views.get_mut(&query.0) {
+                        view.apply_all(&changes).map_err(|e| error("view", e))?;
+                    }
+                }
+                QueryEvent::Faulted { query, error: e } => {
+                    // The other views go on; this one reports why on use.
+                    self.views.remove(&query.0);
+                    self.faults.insert(query.0, e.to_string());
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Notifies the listeners of every view that changed since the last
+    /// flush; returns how many views did.
+    pub fn flush(&mut self) -> u32 {
+        let mut n = 0;
+        for view in self.views.values_mut() {
+            if view.flush() {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// A view's current result as plain JS objects.
+    pub fn data(&mut self, id: u32) -> Result<JsValue, JsValue> {
+        let view = self.view_mut(id)?;
+        to_js(view)
+    }
+
+    /// Calls `listener(data)` after each flush that changed the view, until
+    /// the view is removed.
+    pub fn subscribe(&mut self, id: u32, listener: js_sys::Function) -> Result<(), JsValue> {
+        let view = self.view_mut(id)?;
+        view.subscribe(move |v: &View| {
+            if let Ok(data) = to_js(v) {
+                let _ = listener.call1(&JsValue::NULL, &data);
+            }
+        });
+        Ok(())
+    }
+}
+
+fn to_js(view: &View) -> Result<JsValue, JsValue> {
+    let nodes = view.to_nodes();
+    let text = serde_json::to_string(&ResultJson::new(view.format(), &nodes))
+        .map_err(|e| error("json", e))?;
+    JSON::parse(&text)
+}

@@ -1,0 +1,95 @@
+// Loads the built package (bindings/wasm/build.sh) in Node and checks that
+// views stay live: hydrate, push, flush, listeners, relationships, errors.
+import { createRequire } from "node:module";
+import assert from "node:assert/strict";
+
+const require = createRequire(import.meta.url);
+const { Engine } = require("../pkg/rindle_wasm.js");
+
+const engine = new Engine();
+engine.addTable(
+  {
+    name: "issue",
+    columns: [
+      { name: "id", type: "integer", nullable: false },
+      { name: "title", type: "text" },
+      { name: "open", type: "boolean" },
+    ],
+    primaryKey: ["id"],
+  },
+  [
+    { id: 1, title: "crash on start", open: true },
+    [2, "typo", false],
+  ],
+);
+engine.addTable(
+  {
+    name: "comment",
+    columns: [
+      { name: "id", type: "integer", nullable: false },
+      { name: "issueId", type: "integer" },
+      { name: "body", type: "text" },
+    ],
+    primaryKey: ["id"],
+  },
+  [{ id: 10, issueId: 1, body: "me too" }],
+);
+
+const open = engine.view({
+  table: "issue",
+  where: { type: "simple", op: "=", left: { type: "column", name: "open" }, right: { type: "literal", value: true } },
+  orderBy: [["id", "asc"]],
+  related: [
+    {
+      correlation: { parentField: ["id"], childField: ["issueId"] },
+      subquery: { table: "comment", alias: "comments", orderBy: [["id", "asc"]] },
+    },
+  ],
+});
+assert.deepEqual(engine.data(open), [
+  { id: 1, title: "crash on start", open: true, comments: [{ id: 10, issueId: 1, body: "me too" }] },
+]);
+
+const seen = [];
+engine.subscribe(open, (data) => seen.push(data));
+
+engine.push("issue", { op: "edit", row: { id: 2, title: "typo", open: true } });
+engine.push("comment", { op: "add", row: { id: 11, issueId: 2, body: "fixed?" } });
+assert.equal(seen.length, 0, "listeners wait for flush");
+assert.equal(engine.flush(), 1);
+assert.equal(seen.length, 1);
+assert.deepEqual(seen[0].map((i) => [i.id, i.comments.length]), [[1, 1], [2, 1]]);
+
+engine.push("issue", { op: "remove", row: { id: 1 } });
+engine.flush();
+assert.deepEqual(engine.data(open).map((i) => i.id), [2]);
+assert.equal(seen.length, 2);
+assert.equal(engine.flush(), 0, "nothing changed, nobody called");
+assert.equal(seen.length, 2);
+
+// Bad input: JS Errors with a kind, and nothing changes.
+const kind = (f) => {
+  try {
+    f();
+  } catch (e) {
+    assert.ok(e instanceof Error);
+    return e.kind;
+  }
+  assert.fail("no error");
+};
+assert.equal(kind(() => engine.view("{\"table\":")), "json");
+assert.equal(kind(() => engine.view({ table: "nope" })), "query");
+assert.equal(kind(() => engine.view({ table: "issue", orderBy: [["nope", "asc"]] })), "query");
+assert.equal(kind(() => engine.push("issue", { op: "add", row: { id: 2, title: "dup", open: true } })), "row");
+assert.equal(kind(() => engine.push("issue", { op: "add", row: { id: 3, nope: 1 } })), "row");
+assert.equal(kind(() => engine.push("issue", { op: "add", row: { id: "three" } })), "row");
+assert.equal(kind(() => engine.push("issue", { op: "remove", row: { id: 99 } })), "row");
+assert.equal(kind(() => engine.push("nope", { op: "add", row: {} })), "schema");
+assert.equal(kind(() => engine.data(999)), "view");
+engine.flush();
+assert.deepEqual(engine.data(open).map((i) => i.id), [2]);
+assert.equal(seen.length, 2);
+
+assert.equal(engine.removeView(open), true);
+assert.equal(kind(() => engine.data(open)), "view");
+console.log("wasm: live views over in-memory tables behave in Node");
