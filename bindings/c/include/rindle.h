@@ -79,9 +79,11 @@ enum RindleStatus rindle_open_redb(const char *path, struct RindleDb **out);
 // Closes a database. Queries opened from it stay valid to free, and report
 // `RINDLE_ERR_BUSY` for anything else. Null is ignored.
 //
+// Called on another thread than the one that opened it, it frees nothing
+// (the message is in `rindle_last_error()`).
+//
 // # Safety
-// `db` must be null or a handle from `rindle_open_*`, not used afterwards;
-// on the thread that opened it.
+// `db` must be null or a handle from `rindle_open_*`, not used afterwards.
 void rindle_close(struct RindleDb *db);
 
 // Registers a table from its JSON definition: memory and redb take
@@ -152,9 +154,10 @@ void rindle_string_free(char *s);
 
 // Unregisters and frees a query; its subscriptions end. Null is ignored.
 //
+// Called on another thread than its database's, it frees nothing.
+//
 // # Safety
-// `query` null or a handle from `rindle_query`, not used afterwards; on the
-// thread that opened its database.
+// `query` null or a handle from `rindle_query`, not used afterwards.
 void rindle_query_free(struct RindleQuery *query);
 
 // The message of the last failed call on this thread ("" after a success),

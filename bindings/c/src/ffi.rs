@@ -188,15 +188,23 @@ pub unsafe extern "C" fn rindle_open_redb(
 /// Closes a database. Queries opened from it stay valid to free, and report
 /// `RINDLE_ERR_BUSY` for anything else. Null is ignored.
 ///
+/// Called on another thread than the one that opened it, it frees nothing
+/// (the message is in `rindle_last_error()`).
+///
 /// # Safety
-/// `db` must be null or a handle from `rindle_open_*`, not used afterwards;
-/// on the thread that opened it.
+/// `db` must be null or a handle from `rindle_open_*`, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rindle_close(db: *mut RindleDb) {
     if db.is_null() {
         return;
     }
     let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller promises a live handle.
+        if unsafe { &*db }.thread != std::thread::current().id() {
+            // Freeing it here would race its thread: leak it instead.
+            set_last_error("rindle_close: this database belongs to another thread; not closed");
+            return;
+        }
         // SAFETY: the handle came from `Box::into_raw` in `open` and the
         // caller gives it up.
         drop(unsafe { Box::from_raw(db) });
@@ -366,15 +374,21 @@ pub unsafe extern "C" fn rindle_string_free(s: *mut c_char) {
 
 /// Unregisters and frees a query; its subscriptions end. Null is ignored.
 ///
+/// Called on another thread than its database's, it frees nothing.
+///
 /// # Safety
-/// `query` null or a handle from `rindle_query`, not used afterwards; on the
-/// thread that opened its database.
+/// `query` null or a handle from `rindle_query`, not used afterwards.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rindle_query_free(query: *mut RindleQuery) {
     if query.is_null() {
         return;
     }
     let _ = catch_unwind(AssertUnwindSafe(|| {
+        // SAFETY: the caller promises a live handle.
+        if unsafe { &*query }.thread != std::thread::current().id() {
+            set_last_error("rindle_query_free: this query belongs to another thread; not freed");
+            return;
+        }
         // SAFETY: the handle came from `Box::into_raw` in `rindle_query`.
         drop(unsafe { Box::from_raw(query) });
     }));
