@@ -16,8 +16,16 @@ fn artifacts() -> PathBuf {
 
 fn compile(out: &Path) {
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let lib = artifacts().join("librindle_ffi.a");
-    assert!(lib.exists(), "{} was not built", lib.display());
+    // Cargo leaves the static library in `deps/` when it builds it for tests
+    // and copies it up a level when it builds the crate on its own.
+    let dir = artifacts();
+    let lib = [
+        dir.join("deps/librindle_ffi.a"),
+        dir.join("librindle_ffi.a"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .unwrap_or_else(|| panic!("librindle_ffi.a was not built under {}", dir.display()));
     let status = Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
         .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-g"])
         .arg(crate_dir.join("examples/issues.c"))
