@@ -77,18 +77,25 @@ unsafe fn text<'a>(s: *const c_char, what: &str) -> Result<&'a str, Error> {
         .map_err(|_| argument(&format!("{what} is not UTF-8")))
 }
 
+/// Refuses a handle owned by another thread.
+fn owner(thread: ThreadId, what: &str) -> Result<(), Error> {
+    if thread == std::thread::current().id() {
+        Ok(())
+    } else {
+        Err(Error::new(
+            RindleStatus::RindleErrThread,
+            format!("this {what} belongs to another thread"),
+        ))
+    }
+}
+
 /// # Safety
 /// `db` is null or a pointer returned by a `rindle_open_*` function and not yet
 /// closed.
 unsafe fn db_ref<'a>(db: *const RindleDb) -> Result<&'a Database, Error> {
     // SAFETY: the caller promises a live handle or null; `as_ref` maps null to None.
     let db = unsafe { db.as_ref() }.ok_or_else(|| argument("db is null"))?;
-    if db.thread != std::thread::current().id() {
-        return Err(Error::new(
-            RindleStatus::RindleErrThread,
-            "this database belongs to another thread",
-        ));
-    }
+    owner(db.thread, "database")?;
     Ok(&db.inner)
 }
 
@@ -97,12 +104,7 @@ unsafe fn db_ref<'a>(db: *const RindleDb) -> Result<&'a Database, Error> {
 unsafe fn query_ref<'a>(q: *const RindleQuery) -> Result<&'a LiveQuery, Error> {
     // SAFETY: the caller promises a live handle or null.
     let q = unsafe { q.as_ref() }.ok_or_else(|| argument("query is null"))?;
-    if q.thread != std::thread::current().id() {
-        return Err(Error::new(
-            RindleStatus::RindleErrThread,
-            "this query belongs to another thread",
-        ));
-    }
+    owner(q.thread, "query")?;
     Ok(&q.inner)
 }
 
@@ -200,9 +202,9 @@ pub unsafe extern "C" fn rindle_close(db: *mut RindleDb) {
     }
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller promises a live handle.
-        if unsafe { &*db }.thread != std::thread::current().id() {
+        if let Err(e) = owner(unsafe { &*db }.thread, "database") {
             // Freeing it here would race its thread: leak it instead.
-            set_last_error("rindle_close: this database belongs to another thread; not closed");
+            set_last_error(&format!("rindle_close: {}; not closed", e.message));
             return;
         }
         // SAFETY: the handle came from `Box::into_raw` in `open` and the
@@ -385,8 +387,8 @@ pub unsafe extern "C" fn rindle_query_free(query: *mut RindleQuery) {
     }
     let _ = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the caller promises a live handle.
-        if unsafe { &*query }.thread != std::thread::current().id() {
-            set_last_error("rindle_query_free: this query belongs to another thread; not freed");
+        if let Err(e) = owner(unsafe { &*query }.thread, "query") {
+            set_last_error(&format!("rindle_query_free: {}; not freed", e.message));
             return;
         }
         // SAFETY: the handle came from `Box::into_raw` in `rindle_query`.
