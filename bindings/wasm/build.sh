@@ -2,6 +2,7 @@
 # Builds the JS package into bindings/wasm/pkg (Node.js target by default;
 # `build.sh web` for browsers) and prints the .wasm size, optimised with
 # wasm-opt when a recent one (binaryen >= 116) is installed.
+# RINDLE_REQUIRE_WASM_OPT=1 makes a missing wasm-opt an error (CI sets it).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target="${1:-nodejs}"
@@ -14,10 +15,21 @@ cargo build -p rindle-wasm --target wasm32-unknown-unknown --profile wasm
 wasm-bindgen --target "$target" --out-dir bindings/wasm/pkg \
   target/wasm32-unknown-unknown/wasm/rindle_wasm.wasm
 wasm=bindings/wasm/pkg/rindle_wasm_bg.wasm
-# Debian's binaryen 108 breaks wasm-bindgen's externref table; newer ones work.
-opt_version=$(wasm-opt --version 2>/dev/null | grep -o '[0-9]\+' | head -1 || true)
+# binaryen's wasm-opt: the one `npm ci` puts in bindings/wasm/node_modules,
+# else one on PATH. Debian's binaryen 108 breaks wasm-bindgen's externref
+# table, so older ones are not used.
+opt=bindings/wasm/node_modules/.bin/wasm-opt
+[ -x "$opt" ] || opt=wasm-opt
+opt_version=$("$opt" --version 2>/dev/null | grep -o '[0-9]\+' | head -1 || true)
 if [ -n "$opt_version" ] && [ "$opt_version" -ge 116 ]; then
-  wasm-opt -Oz --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-    --enable-mutable-globals --enable-reference-types --enable-multivalue -o "$wasm.opt" "$wasm" && mv "$wasm.opt" "$wasm"
+  "$opt" -Oz --converge --enable-bulk-memory --enable-nontrapping-float-to-int \
+    --enable-sign-ext --enable-mutable-globals --enable-reference-types --enable-multivalue \
+    -o "$wasm.opt" "$wasm" && mv "$wasm.opt" "$wasm"
+  echo "optimised with wasm-opt $opt_version"
+elif [ "${RINDLE_REQUIRE_WASM_OPT:-}" = 1 ]; then
+  echo "wasm-opt >= 116 is needed: (cd bindings/wasm && npm ci)" >&2
+  exit 1
+else
+  echo "not optimised: no wasm-opt >= 116 (cd bindings/wasm && npm ci)"
 fi
 echo "rindle_wasm_bg.wasm: $(stat -c %s "$wasm") bytes ($(gzip -9c "$wasm" | wc -c) gzipped)"

@@ -1,7 +1,6 @@
 //! The engine: a catalog of sources, the live queries over it, and the push
 //! loop that keeps them current.
 
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
@@ -73,7 +72,9 @@ struct LiveQuery {
 /// [`Engine::drain`]. No clock, no I/O, no threads: the host drives it.
 pub struct Engine<C: Catalog> {
     catalog: C,
-    queries: BTreeMap<QueryId, LiveQuery>,
+    /// Sorted by id (a sorted vector: pushes visit every query anyway, and
+    /// one more ordered-map type would cost the browser build ~9 kB).
+    queries: Vec<(QueryId, LiveQuery)>,
     seq: u64,
     mode: ChangeMode,
     faults: Vec<(QueryId, EngineError)>,
@@ -84,7 +85,7 @@ impl<C: Catalog> Engine<C> {
     pub fn new(catalog: C) -> Engine<C> {
         Engine {
             catalog,
-            queries: BTreeMap::new(),
+            queries: Vec::new(),
             seq: 0,
             mode: ChangeMode::Strict,
             faults: Vec::new(),
@@ -116,17 +117,20 @@ impl<C: Catalog> Engine<C> {
 
     /// Lowers, registers and hydrates a query; returns its current result.
     pub fn add_query(&mut self, id: QueryId, ast: &Ast) -> Result<Vec<Node>, QueryError> {
-        if self.queries.contains_key(&id) {
+        let Err(at) = self.find(id) else {
             return Err(QueryError::DuplicateId(id));
-        }
+        };
         let mut pipeline = build_pipeline(ast, &mut self.catalog)?;
         let nodes = read_all(&mut pipeline, &self.catalog)?;
         self.queries.insert(
-            id,
-            LiveQuery {
-                pipeline,
-                pending: Vec::new(),
-            },
+            at,
+            (
+                id,
+                LiveQuery {
+                    pipeline,
+                    pending: Vec::new(),
+                },
+            ),
         );
         Ok(nodes)
     }
@@ -134,12 +138,28 @@ impl<C: Catalog> Engine<C> {
     /// Unregisters a query; false if it was not registered. Its undrained
     /// changes are dropped.
     pub fn remove_query(&mut self, id: QueryId) -> bool {
-        self.queries.remove(&id).is_some()
+        self.take(id).is_some()
+    }
+
+    fn find(&self, id: QueryId) -> Result<usize, usize> {
+        self.queries.binary_search_by(|(q, _)| q.cmp(&id))
+    }
+
+    fn get(&self, id: QueryId) -> Option<&LiveQuery> {
+        self.find(id).ok().map(|i| &self.queries[i].1)
+    }
+
+    fn get_mut(&mut self, id: QueryId) -> Option<&mut LiveQuery> {
+        self.find(id).ok().map(|i| &mut self.queries[i].1)
+    }
+
+    fn take(&mut self, id: QueryId) -> Option<LiveQuery> {
+        self.find(id).ok().map(|i| self.queries.remove(i).1)
     }
 
     /// The ids of the registered queries, ascending.
     pub fn query_ids(&self) -> impl Iterator<Item = QueryId> + '_ {
-        self.queries.keys().copied()
+        self.queries.iter().map(|(id, _)| *id)
     }
 
     /// The registered queries that read `table`, ascending.
@@ -157,7 +177,7 @@ impl<C: Catalog> Engine<C> {
     /// Removes a query as failed: it is reported by the next
     /// [`Engine::drain`] as [`QueryEvent::Faulted`] with `error`.
     pub fn fault_query(&mut self, id: QueryId, error: EngineError) -> bool {
-        if self.queries.remove(&id).is_some() {
+        if self.take(id).is_some() {
             self.faults.push((id, error));
             true
         } else {
@@ -168,18 +188,18 @@ impl<C: Catalog> Engine<C> {
     /// How many per-partition states (per-parent limit windows, relationship
     /// aggregate values) a query holds; it tracks the parents on show.
     pub fn partitions(&self, id: QueryId) -> Option<usize> {
-        self.queries.get(&id).map(|q| q.pipeline.root.partitions())
+        self.get(id).map(|q| q.pipeline.root.partitions())
     }
 
     /// The result format of a query.
     pub fn format(&self, id: QueryId) -> Option<&Arc<ViewFormat>> {
-        self.queries.get(&id).map(|q| q.pipeline.format())
+        self.get(id).map(|q| q.pipeline.format())
     }
 
     /// Reads a query's current result from its pipeline (as hydration does).
     pub fn read(&mut self, id: QueryId) -> Option<Result<Vec<Node>, EngineError>> {
-        let q = self.queries.get_mut(&id)?;
-        Some(read_all(&mut q.pipeline, &self.catalog))
+        let i = self.find(id).ok()?;
+        Some(read_all(&mut self.queries[i].1.pipeline, &self.catalog))
     }
 
     /// Validates one base-table change, pushes it through every query reading
@@ -252,7 +272,7 @@ impl<C: Catalog> Engine<C> {
             }
         }
         for (id, e) in failed {
-            self.queries.remove(&id);
+            self.take(id);
             self.faults.push((id, e));
         }
         if let Err(e) = self.catalog.source_mut(table).apply(change) {
@@ -265,7 +285,7 @@ impl<C: Catalog> Engine<C> {
                 .map(|(id, _)| *id)
                 .collect();
             for id in stale {
-                self.queries.remove(&id);
+                self.take(id);
                 self.faults.push((
                     id,
                     EngineError::Internal("the source refused a change the query had taken"),
@@ -297,8 +317,7 @@ impl<C: Catalog> Engine<C> {
 
     /// Takes one query's accumulated changes.
     pub fn take_changes(&mut self, id: QueryId) -> Vec<Change> {
-        self.queries
-            .get_mut(&id)
+        self.get_mut(id)
             .map(|q| core::mem::take(&mut q.pending))
             .unwrap_or_default()
     }

@@ -304,6 +304,31 @@ fn unknown_keys_and_malformed_asts_are_refused_by_name() {
         (r#"{"table":"t","limit":2.5}"#, "2.5"),
         (r#"{"table":"t","orderBy":[["a"]]}"#, "length 1"),
         (r#"{"table":"t","table":"u"}"#, "duplicate field `table`"),
+        // a field of another variant of the same tagged node
+        (
+            r#"{"table":"t","where":{"type":"and","conditions":[],"op":"="}}"#,
+            "unknown field `op`",
+        ),
+        (
+            r#"{"table":"t","where":{"type":"simple","op":"=","left":{"type":"column","name":"a","value":1},"right":{"type":"literal","value":1}}}"#,
+            "unknown field `value`",
+        ),
+        (
+            r#"{"table":"t","where":{"type":"simple","op":"EXISTS","left":{"type":"column","name":"a"},"right":{"type":"literal","value":1}}}"#,
+            "EXISTS",
+        ),
+        (
+            r#"{"table":"t","where":{"conditions":[]}}"#,
+            "missing field `type`",
+        ),
+        (
+            r#"{"table":"t","where":{"type":"correlatedSubquery","op":"EXISTS","flip":null,"related":{"correlation":{"parentField":["a"],"childField":["b"]},"subquery":{"table":"u"}}}}"#,
+            "null",
+        ),
+        (
+            r#"{"table":"t","where":{"type":"simple","op":"=","left":{"type":"static","anchor":"authData","field":3},"right":{"type":"literal","value":1}}}"#,
+            "field name",
+        ),
     ];
     for (text, needle) in cases {
         let e = parse_err(text);
@@ -312,6 +337,22 @@ fn unknown_keys_and_malformed_asts_are_refused_by_name() {
             "error for {text} should name `{needle}`: {e}"
         );
     }
+}
+
+#[test]
+fn a_null_literal_is_a_value_not_an_absent_field() {
+    let ast = round_trip(json!({"table":"t","where":{"type":"simple","op":"IS",
+        "left":{"type":"column","name":"a"},
+        "right":{"type":"literal","value":null}}}));
+    assert!(matches!(
+        ast.where_,
+        Some(Condition::Simple {
+            right: ValuePosition::Literal {
+                value: Literal::Scalar(Value::Null)
+            },
+            ..
+        })
+    ));
 }
 
 #[test]

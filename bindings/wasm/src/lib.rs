@@ -14,7 +14,13 @@
 //! Errors are JS `Error`s with a `kind`: `"json"`, `"schema"`, `"row"`,
 //! `"query"`, `"view"`.
 
-use std::collections::BTreeMap;
+#![cfg_attr(target_arch = "wasm32", no_std)]
+
+extern crate alloc;
+
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::fmt::Display;
 
 use js_sys::{JSON, Reflect};
 use rindle_core::{
@@ -26,7 +32,7 @@ use serde::de::DeserializeSeed;
 use wasm_bindgen::prelude::*;
 
 /// A JS `Error` with a `kind`.
-fn error(kind: &str, message: impl std::fmt::Display) -> JsValue {
+fn error(kind: &str, message: impl Display) -> JsValue {
     let e = js_sys::Error::new(&message.to_string());
     let _ = Reflect::set(&e, &"kind".into(), &kind.into());
     e.into()
@@ -73,9 +79,16 @@ enum Op {
 #[wasm_bindgen]
 pub struct Engine {
     engine: rindle_core::Engine<MemoryCatalog>,
-    views: BTreeMap<u64, View>,
-    faults: BTreeMap<u64, String>,
-    next: u64,
+    /// Slot `id - 1` holds view `id`; ids are never reused.
+    views: Vec<Slot>,
+}
+
+/// What became of a view.
+enum Slot {
+    Live(View),
+    /// Its query failed; the reason is reported on use.
+    Faulted(String),
+    Removed,
 }
 
 impl Default for Engine {
@@ -118,12 +131,16 @@ impl Engine {
     }
 
     fn view_mut(&mut self, id: u32) -> Result<&mut View, JsValue> {
-        if let Some(why) = self.faults.get(&u64::from(id)) {
-            return Err(error("view", format_args!("view {id} failed: {why}")));
+        match self.slot(u64::from(id)) {
+            Some(Slot::Live(view)) => Ok(view),
+            Some(Slot::Faulted(why)) => Err(error("view", format_args!("view {id} failed: {why}"))),
+            _ => Err(error("view", format_args!("no view {id}"))),
         }
-        self.views
-            .get_mut(&u64::from(id))
-            .ok_or_else(|| error("view", format_args!("no view {id}")))
+    }
+
+    fn slot(&mut self, id: u64) -> Option<&mut Slot> {
+        let index = usize::try_from(id.checked_sub(1)?).ok()?;
+        self.views.get_mut(index)
     }
 }
 
@@ -134,9 +151,7 @@ impl Engine {
     pub fn new() -> Engine {
         Engine {
             engine: rindle_core::Engine::new(MemoryCatalog::new()),
-            views: BTreeMap::new(),
-            faults: BTreeMap::new(),
-            next: 1,
+            views: Vec::new(),
         }
     }
 
@@ -180,28 +195,33 @@ impl Engine {
     /// Builds and hydrates a view from AST JSON; returns its id.
     pub fn view(&mut self, ast: JsValue) -> Result<u32, JsValue> {
         let ast: Ast = parse(&ast, "query")?;
-        let id = self.next;
+        let id =
+            u32::try_from(self.views.len() + 1).map_err(|_| error("view", "too many views"))?;
         let nodes = self
             .engine
-            .add_query(QueryId(id), &ast)
+            .add_query(QueryId(id.into()), &ast)
             .map_err(|e| error("query", e))?;
         let format = self
             .engine
-            .format(QueryId(id))
+            .format(QueryId(id.into()))
             .cloned()
             .ok_or_else(|| error("query", "the query vanished"))?;
         let view = View::hydrated(format, &nodes).map_err(|e| error("query", e))?;
-        self.next += 1;
-        self.views.insert(id, view);
-        u32::try_from(id).map_err(|_| error("view", "too many views"))
+        self.views.push(Slot::Live(view));
+        Ok(id)
     }
 
     /// Drops a view.
     #[wasm_bindgen(js_name = removeView)]
     pub fn remove_view(&mut self, id: u32) -> bool {
         self.engine.remove_query(QueryId(u64::from(id)));
-        let faulted = self.faults.remove(&u64::from(id)).is_some();
-        self.views.remove(&u64::from(id)).is_some() || faulted
+        match self.slot(u64::from(id)) {
+            Some(slot @ (Slot::Live(_) | Slot::Faulted(_))) => {
+                *slot = Slot::Removed;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Pushes one change: `{op: "add", row}`, `{op: "remove", row}` (the key
@@ -232,14 +252,15 @@ impl Engine {
         for event in self.engine.drain() {
             match event {
                 QueryEvent::Changed { query, changes } => {
-                    if let Some(view) = self.views.get_mut(&query.0) {
+                    if let Some(Slot::Live(view)) = self.slot(query.0) {
                         view.apply_all(&changes).map_err(|e| error("view", e))?;
                     }
                 }
                 QueryEvent::Faulted { query, error: e } => {
                     // The other views go on; this one reports why on use.
-                    self.views.remove(&query.0);
-                    self.faults.insert(query.0, e.to_string());
+                    if let Some(slot) = self.slot(query.0) {
+                        *slot = Slot::Faulted(e.to_string());
+                    }
                 }
                 _ => {}
             }
@@ -251,8 +272,10 @@ impl Engine {
     /// flush; returns how many views did.
     pub fn flush(&mut self) -> u32 {
         let mut n = 0;
-        for view in self.views.values_mut() {
-            if view.flush() {
+        for slot in &mut self.views {
+            if let Slot::Live(view) = slot
+                && view.flush()
+            {
                 n += 1;
             }
         }
@@ -283,4 +306,16 @@ fn to_js(view: &View) -> Result<JsValue, JsValue> {
     let text = serde_json::to_string(&ResultJson::new(view.format(), &nodes))
         .map_err(|e| error("json", e))?;
     JSON::parse(&text)
+}
+
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
+/// A panic is a bug; in the browser build it traps (the JS caller sees a
+/// `RuntimeError: unreachable`) without carrying std's panic machinery.
+#[cfg(all(target_arch = "wasm32", not(test)))]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    core::arch::wasm32::unreachable()
 }

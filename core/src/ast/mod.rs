@@ -10,6 +10,7 @@
 //! its shape is supported, is decided by lowering ([`crate::build_pipeline`]).
 
 mod builder;
+mod wire;
 
 pub use builder::{Query, and, col, exists, not_exists, or};
 
@@ -95,7 +96,7 @@ pub struct Bound {
 }
 
 /// A node of the filter tree, tagged by `type` on the wire.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum Condition {
     /// `column OP literal`.
@@ -130,7 +131,7 @@ pub enum Condition {
 }
 
 /// An operand of a simple condition.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
 pub enum ValuePosition {
     /// A column of the level's table.
@@ -154,7 +155,7 @@ pub enum ValuePosition {
 }
 
 /// The field of a [`ValuePosition::Static`] parameter.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum StaticField {
     /// One field name.

@@ -1,6 +1,6 @@
 //! The in-memory source: rows in ordered sets, one index per requested order.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::{Bound as RangeBound, ControlFlow};
@@ -324,8 +324,10 @@ impl Source for MemorySource {
 /// A catalog of in-memory tables.
 #[derive(Debug, Default)]
 pub struct MemoryCatalog {
+    /// Tables in the order they were added; a table's id is its index. Names
+    /// are found by a scan: a catalog holds a handful of tables, and a map
+    /// would cost the browser build more than it saves.
     sources: Vec<MemorySource>,
-    names: BTreeMap<Arc<str>, TableId>,
 }
 
 impl MemoryCatalog {
@@ -336,20 +338,19 @@ impl MemoryCatalog {
 
     /// Adds an empty table.
     pub fn add_table(&mut self, schema: TableSchema) -> Result<TableId, SchemaError> {
-        if self.names.contains_key(schema.name()) {
+        if self.table_id(schema.name()).is_some() {
             return Err(SchemaError::DuplicateTable {
                 table: schema.name().into(),
             });
         }
         let id = TableId(self.sources.len());
-        self.names.insert(schema.name_arc().clone(), id);
         self.sources.push(MemorySource::new(schema));
         Ok(id)
     }
 
     /// Loads a row into a table (see [`MemorySource::insert`]).
     pub fn insert(&mut self, table: &str, row: Row) -> Result<(), ChangeError> {
-        let Some(&id) = self.names.get(table) else {
+        let Some(id) = self.table_id(table) else {
             return Err(ChangeError::UnknownTable {
                 table: table.into(),
             });
@@ -359,7 +360,7 @@ impl MemoryCatalog {
 
     /// A table by name.
     pub fn table(&self, name: &str) -> Option<&MemorySource> {
-        self.names.get(name).map(|id| &self.sources[id.0])
+        self.sources.iter().find(|s| s.schema().name() == name)
     }
 
     /// Every table, in the order they were added.
@@ -370,7 +371,10 @@ impl MemoryCatalog {
 
 impl Catalog for MemoryCatalog {
     fn table_id(&self, name: &str) -> Option<TableId> {
-        self.names.get(name).copied()
+        self.sources
+            .iter()
+            .position(|s| s.schema().name() == name)
+            .map(TableId)
     }
 
     fn source(&self, id: TableId) -> &dyn Source {
