@@ -22,7 +22,7 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Display;
 
-use js_sys::{JSON, Reflect};
+use js_sys::{Array, JSON, Object, Reflect};
 use rindle_core::{
     Ast, Catalog, MemoryCatalog, QueryEvent, QueryId, ResultJson, Row, RowSeed, SourceChange,
     TableSchema, View,
@@ -38,18 +38,76 @@ fn error(kind: &str, message: impl Display) -> JsValue {
     e.into()
 }
 
-/// A JS value as JSON text: a string is taken as JSON already.
-fn json_text(v: &JsValue) -> Result<String, JsValue> {
-    if let Some(s) = v.as_string() {
-        return Ok(s);
+/// Nesting deeper than this is refused (the walk below recurses).
+const MAX_DEPTH: u32 = 128;
+
+/// A JS value as a JSON tree; a string is taken as JSON text. JS parses the
+/// text and Rust walks the objects, so the module carries no JSON parser.
+fn json_tree(v: &JsValue) -> Result<serde_json::Value, JsValue> {
+    match v.as_string() {
+        Some(text) => {
+            let parsed = JSON::parse(&text).map_err(|e| {
+                let why = js_sys::Error::from(e).message();
+                error(
+                    "json",
+                    format_args!("malformed JSON: {}", String::from(why)),
+                )
+            })?;
+            walk(&parsed, 0)
+        }
+        None => walk(v, 0),
     }
-    JSON::stringify(v)
-        .map(String::from)
-        .map_err(|_| error("json", "the value cannot be written as JSON"))
+}
+
+fn walk(v: &JsValue, depth: u32) -> Result<serde_json::Value, JsValue> {
+    use serde_json::Value as J;
+    if depth > MAX_DEPTH {
+        return Err(error("json", "the value is nested too deeply"));
+    }
+    if v.is_null() {
+        return Ok(J::Null);
+    }
+    if let Some(b) = v.as_bool() {
+        return Ok(J::Bool(b));
+    }
+    if let Some(x) = v.as_f64() {
+        // JS has one number type: integral values within 2^53 are integers.
+        if js_sys::Number::is_safe_integer(v) {
+            return Ok(J::from(x as i64));
+        }
+        return serde_json::Number::from_f64(x)
+            .map(J::Number)
+            .ok_or_else(|| error("json", "NaN and infinities are not JSON"));
+    }
+    if let Some(s) = v.as_string() {
+        return Ok(J::String(s));
+    }
+    if Array::is_array(v) {
+        let array: &Array = v.unchecked_ref();
+        return array.iter().map(|x| walk(&x, depth + 1)).collect();
+    }
+    if v.is_object() && !v.is_function() {
+        let object: &Object = v.unchecked_ref();
+        let mut map = serde_json::Map::new();
+        for key in Object::keys(object).iter() {
+            let value = Reflect::get(object, &key)?;
+            if value.is_undefined() {
+                continue; // as JSON.stringify leaves such keys out
+            }
+            let name = key.as_string().unwrap_or_default();
+            map.insert(name, walk(&value, depth + 1)?);
+        }
+        return Ok(J::Object(map));
+    }
+    Err(error(
+        "json",
+        "not a JSON value (undefined, a function, a symbol or a bigint)",
+    ))
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(v: &JsValue, what: &str) -> Result<T, JsValue> {
-    serde_json::from_str(&json_text(v)?).map_err(|e| error("json", format_args!("{what}: {e}")))
+    let tree = json_tree(v)?;
+    T::deserialize(&tree).map_err(|e| error("json", format_args!("{what}: {e}")))
 }
 
 #[derive(Deserialize)]
@@ -163,10 +221,13 @@ impl Engine {
         let pk: Vec<&str> = def.primary_key.iter().map(String::as_str).collect();
         let schema =
             TableSchema::new(&def.name, def.columns, &pk).map_err(|e| error("schema", e))?;
-        let rows: Vec<serde_json::Value> = if rows.is_undefined() || rows.is_null() {
+        let rows = if rows.is_undefined() || rows.is_null() {
             Vec::new()
         } else {
-            parse(&rows, "rows")?
+            match json_tree(&rows)? {
+                serde_json::Value::Array(rows) => rows,
+                _ => return Err(error("json", "rows: expected an array of rows")),
+            }
         };
         let mut source = rindle_core::MemorySource::new(schema.clone());
         for r in &rows {

@@ -86,9 +86,22 @@ assert.equal(kind(() => engine.push("issue", { op: "add", row: { id: "three" } }
 assert.equal(kind(() => engine.push("issue", { op: "remove", row: { id: 99 } })), "row");
 assert.equal(kind(() => engine.push("nope", { op: "add", row: {} })), "schema");
 assert.equal(kind(() => engine.data(999)), "view");
+// values JSON cannot carry, and JSON text too deep to walk
+assert.equal(kind(() => engine.push("issue", { op: "add", row: { id: NaN } })), "json");
+assert.equal(kind(() => engine.push("issue", { op: "add", row: { id: 5, title: () => 1 } })), "json");
+assert.equal(kind(() => engine.push("issue", { op: "add", row: { id: 5n } })), "json");
+let deep = { table: "issue" };
+for (let i = 0; i < 500; i++) deep = { nested: deep };
+assert.equal(kind(() => engine.view(deep)), "json");
+assert.equal(kind(() => engine.addTable({ name: "x", columns: [{ name: "id", type: "integer", nullable: false }], primaryKey: ["id"] }, { not: "rows" })), "json");
+// a key set to undefined is left out, as JSON.stringify does
+engine.push("issue", { op: "edit", row: { id: 2, title: "renamed", open: true, extra: undefined } });
+engine.flush();
+assert.deepEqual(engine.data(open).map((i) => i.title), ["renamed"]);
+assert.equal(seen.length, 3);
 engine.flush();
 assert.deepEqual(engine.data(open).map((i) => i.id), [2]);
-assert.equal(seen.length, 2);
+assert.equal(seen.length, 3);
 
 assert.equal(engine.removeView(open), true);
 assert.equal(kind(() => engine.data(open)), "view");
