@@ -165,9 +165,14 @@ pub fn build_pipeline(ast: &Ast, catalog: &mut dyn Catalog) -> Result<Pipeline, 
     } else {
         b.level(ast, &[])?
     };
-    let mut tables = b.tables;
-    tables.sort();
-    tables.dedup();
+    // Sorted and distinct (by insertion: the handful of tables a query reads
+    // do not need a sort routine of their own).
+    let mut tables: Vec<TableId> = Vec::new();
+    for t in b.tables {
+        if let Err(at) = tables.binary_search(&t) {
+            tables.insert(at, t);
+        }
+    }
     Ok(Pipeline {
         root,
         tables,

@@ -319,11 +319,7 @@ impl Gate {
                 Ok(ControlFlow::Continue(()))
             })?;
         }
-        let order = &self.order;
-        rows.sort_by(|a, b| {
-            let o = order.compare(a, b);
-            if req.reverse { o.reverse() } else { o }
-        });
+        self.order.sort_rows(&mut rows, req.reverse);
         Ok(rows)
     }
 }
@@ -350,10 +346,7 @@ impl Operator for Gate {
         }
         let order = &self.order;
         restore.retain(|r| req.admits(order, r));
-        restore.sort_by(|a, b| {
-            let o = order.compare(a, b);
-            if req.reverse { o.reverse() } else { o }
-        });
+        order.sort_rows(&mut restore, req.reverse);
         let hide: Vec<Row> = hide.into_iter().cloned().collect();
         let mut restore = restore.into_iter().peekable();
         let Gate {

@@ -202,8 +202,12 @@ impl Group {
             }
         }
         // Removals first, so a consumer never holds more rows than it will.
-        out.sort_by_key(|(_, c)| !matches!(c, Change::Remove(_)));
-        Ok(out.into_iter().map(|(_, c)| c).collect())
+        let (mut first, rest): (Vec<Change>, Vec<Change>) = out
+            .into_iter()
+            .map(|(_, c)| c)
+            .partition(|c| matches!(c, Change::Remove(_)));
+        first.extend(rest);
+        Ok(first)
     }
 }
 

@@ -26,7 +26,7 @@
 //! parents on show.
 
 use alloc::boxed::Box;
-use alloc::collections::VecDeque;
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
@@ -347,7 +347,8 @@ impl Operator for Join {
     fn release(&mut self, cx: &Ctx<'_>, constraint: &[(usize, Value)]) -> Result<(), EngineError> {
         // The parent rows matching `constraint` leave view: release the parent
         // side first, then the children no remaining parent shows.
-        let mut leaving = Vec::new();
+        // Distinct keys, in order (a set of keys, as the gate keeps).
+        let mut leaving: BTreeSet<Vec<Value>> = BTreeSet::new();
         self.parent.fetch(
             cx,
             &Fetch {
@@ -355,15 +356,15 @@ impl Operator for Join {
                 ..Fetch::default()
             },
             &mut |n| {
-                leaving.push(key_of(&n.row, &self.parent_keys));
+                if let Some(key) = key_of(&n.row, &self.parent_keys) {
+                    leaving.insert(key);
+                }
                 Ok(ControlFlow::Continue(()))
             },
         )?;
         self.parent.release(cx, constraint)?;
-        leaving.sort();
-        leaving.dedup();
         for key in leaving {
-            self.release_if_orphaned(cx, key)?;
+            self.release_if_orphaned(cx, Some(key))?;
         }
         Ok(())
     }

@@ -254,17 +254,15 @@ impl Source for MemorySource {
             return Ok(());
         }
         // Not prepared: sort the matching rows.
-        let mut rows: Vec<&Row> = self
+        let mut rows: Vec<Row> = self
             .primary
             .iter()
             .map(|s| &s.row)
             .filter(|r| req.admits(r))
+            .cloned()
             .collect();
-        rows.sort_by(|a, b| {
-            let o = req.order.compare(a, b);
-            if req.reverse { o.reverse() } else { o }
-        });
-        for r in rows {
+        req.order.sort_rows(&mut rows, req.reverse);
+        for r in &rows {
             if sink(r).is_break() {
                 break;
             }
