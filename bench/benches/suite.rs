@@ -32,6 +32,9 @@ const TARGETS: [Option<f64>; 9] = [
     None,
 ];
 
+/// The baseline runner's name.
+const BASELINE: &str = "SQLite re-query";
+
 struct Options {
     scale: Scale,
     views: bool,
@@ -43,7 +46,7 @@ struct Options {
 }
 
 const USAGE: &str = "rindle-bench [--scale small|medium|large|xl] [--only views|scaling] \
-                     [--backends memory,sqlite,redb] [--views 1,2,...] [--pairs N per batch] [--quick]";
+                     [--backends baseline,memory,sqlite,redb] [--views 1,2,...] [--pairs N per batch] [--quick]";
 
 fn options() -> Result<Options, String> {
     let mut o = Options {
@@ -51,7 +54,12 @@ fn options() -> Result<Options, String> {
         views: true,
         scaling: true,
         rounds: Rounds::STANDARD,
-        backends: vec!["memory".into(), "sqlite".into(), "redb".into()],
+        backends: vec![
+            "baseline".into(),
+            "memory".into(),
+            "sqlite".into(),
+            "redb".into(),
+        ],
         only_views: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
@@ -74,9 +82,11 @@ fn options() -> Result<Options, String> {
                 if let Some(b) = o
                     .backends
                     .iter()
-                    .find(|b| !["memory", "sqlite", "redb"].contains(&b.as_str()))
+                    .find(|b| !["baseline", "memory", "sqlite", "redb"].contains(&b.as_str()))
                 {
-                    return Err(format!("unknown backend `{b}` (memory, sqlite, redb)"));
+                    return Err(format!(
+                        "unknown backend `{b}` (baseline, memory, sqlite, redb)"
+                    ));
                 }
             }
             "--views" => {
@@ -112,7 +122,11 @@ fn runners(
     data: &IssueTracker,
     w: &Workload,
 ) -> Result<Vec<Box<dyn Runner>>, BenchError> {
-    let mut out: Vec<Box<dyn Runner>> = vec![Box::new(Baseline::new(data, w.clone())?)];
+    let mut out: Vec<Box<dyn Runner>> = Vec::new();
+    // The baseline runs first, so the others' ratios can be taken.
+    if o.backends.iter().any(|b| b == "baseline") {
+        out.push(Box::new(Baseline::new(data, w.clone())?));
+    }
     for b in &o.backends {
         match b.as_str() {
             "memory" => out.push(Box::new(MemoryRunner::new(data, w.clone()))),
@@ -153,25 +167,29 @@ fn views(o: &Options) -> Result<(), BenchError> {
         let mut base: Option<Measured> = None;
         for mut r in runners(o, &data, &w)? {
             let m = measure(r.as_mut(), o.rounds)?;
-            let b = *base.get_or_insert(m);
-            let (hx, px) = (
-                ratio(b.hydrate.median, m.hydrate.median),
-                ratio(b.pair.median, m.pair.median),
-            );
+            let baseline = r.name() == BASELINE;
+            if baseline {
+                base = Some(m);
+            }
+            let x = |f: fn(&Measured) -> Duration| match (&base, baseline) {
+                (_, true) => "1×".to_string(),
+                (Some(b), false) => times(ratio(f(b), f(&m))),
+                (None, false) => "—".to_string(),
+            };
             if r.name() == "memory" {
+                let px = base.map_or(f64::NAN, |b| ratio(b.pair.median, m.pair.median));
                 memory.push((w.spec.number, m.pair.median, px));
             }
-            let baseline = r.name() == "SQLite re-query";
             table.row(vec![
                 format!("{} {}", w.spec.number, w.spec.title),
                 r.name().into(),
                 m.rows.to_string(),
                 duration(m.hydrate.best),
                 duration(m.hydrate.median),
-                if baseline { "1×".into() } else { times(hx) },
+                x(|m| m.hydrate.median),
                 duration(m.pair.best),
                 duration(m.pair.median),
-                if baseline { "1×".into() } else { times(px) },
+                x(|m| m.pair.median),
             ]);
             eprintln!(
                 "view {} {}: pair median {}",
@@ -196,9 +214,14 @@ fn targets(memory: &[(u8, Duration, f64)]) {
         t.row(vec![
             n.to_string(),
             duration(median),
-            times(x),
+            if x.is_nan() { "—".into() } else { times(x) },
             target.map_or("—".into(), |t| format!("≥ {t}×")),
-            target.map_or("—".into(), |t| if x >= t { "yes" } else { "no" }.into()),
+            match target {
+                Some(_) if x.is_nan() => "—".into(),
+                Some(t) if x >= t => "yes".into(),
+                Some(_) => "no".into(),
+                None => "—".into(),
+            },
         ]);
     }
     println!("{}", t.render());

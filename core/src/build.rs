@@ -445,7 +445,12 @@ impl Builder<'_> {
             (l, true) => Some(l.unwrap_or(1).min(1)),
             (l, false) => l,
         };
-        if let Some(limit) = limit {
+        // A limit of one or more cannot cut a partition that fixes the whole
+        // primary key (it holds one row at most): no Take then, so a singular
+        // relationship by key (an issue's author) costs one lookup.
+        let one_row =
+            !partition.is_empty() && schema.primary_key().iter().all(|k| partition.contains(k));
+        if let Some(limit) = limit.filter(|&l| !(one_row && l >= 1)) {
             let limit = usize::try_from(limit).unwrap_or(usize::MAX);
             op = Box::new(Take::new(op, order.clone(), limit, partition.to_vec()));
         }

@@ -44,6 +44,7 @@ impl SortOrder {
     }
 
     /// Compares two rows (or partial rows of full width) by this order.
+    #[inline]
     pub fn compare(&self, a: &[Value], b: &[Value]) -> Ordering {
         for &(c, dir) in &self.keys {
             let o = a[c].cmp(&b[c]);
@@ -86,6 +87,7 @@ impl SortedRow {
 }
 
 impl Ord for SortedRow {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         self.order.compare(&self.row, &other.row)
     }

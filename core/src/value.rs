@@ -168,6 +168,7 @@ fn cmp_int_float(i: i64, f: f64) -> Ordering {
 }
 
 impl Ord for Value {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         use Value::*;
         match (self, other) {
@@ -190,6 +191,7 @@ impl PartialOrd for Value {
 }
 
 impl PartialEq for Value {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }

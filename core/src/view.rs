@@ -69,79 +69,63 @@ impl Level {
         self.entries.values().map(|e| e.to_node(format)).collect()
     }
 
-    /// Checks that `change` applies; nothing is modified.
-    fn check(&self, format: &ViewFormat, change: &Change) -> Result<(), ViewError> {
-        match change {
-            Change::Add(node) => check_node(format, node),
-            Change::Remove(node) => self.find(format, &node.row).map(|_| ()),
-            Change::Edit { old, new } => {
-                if !format.schema().same_key(&old.row, &new.row) {
-                    return Err(ViewError::KeyChanged);
-                }
-                self.find(format, &old.row).map(|_| ())
-            }
-            Change::Child {
-                row,
-                relationship,
-                change,
-            } => {
-                let entry = self.find(format, row)?;
-                let (i, f) = relationship_index(format, relationship)?;
-                entry.relationships[i].check(f, change)
-            }
-        }
-    }
-
-    fn find(&self, format: &ViewFormat, row: &Row) -> Result<&Entry, ViewError> {
-        self.entries
-            .get(&SortedRow::new(row.clone(), format.order_arc()))
-            .ok_or(ViewError::MissingRow)
-    }
-
-    /// Applies a change already checked by [`Level::check`].
-    fn apply(&mut self, format: &ViewFormat, change: &Change) {
+    /// Applies `change`, or refuses it with nothing modified. Each change
+    /// costs one search of the level (two for an edit, which may move).
+    fn apply(&mut self, format: &ViewFormat, change: &Change) -> Result<(), ViewError> {
+        use alloc::collections::btree_map::Entry as Slot;
         match change {
             Change::Add(node) => {
-                let key = SortedRow::new(node.row.clone(), format.order_arc());
-                match self.entries.get_mut(&key) {
-                    Some(e) => e.count += 1,
-                    None => {
-                        self.entries.insert(key, entry_of(format, node));
+                check_node(format, node)?;
+                match self
+                    .entries
+                    .entry(SortedRow::new(node.row.clone(), format.order_arc()))
+                {
+                    Slot::Occupied(mut e) => e.get_mut().count += 1,
+                    Slot::Vacant(v) => {
+                        v.insert(entry_of(format, node));
                     }
                 }
             }
             Change::Remove(node) => {
-                let key = SortedRow::new(node.row.clone(), format.order_arc());
-                if let Some(e) = self.entries.get_mut(&key) {
-                    if e.count > 1 {
-                        e.count -= 1;
-                    } else {
-                        self.entries.remove(&key);
+                match self
+                    .entries
+                    .entry(SortedRow::new(node.row.clone(), format.order_arc()))
+                {
+                    Slot::Occupied(mut e) if e.get().count > 1 => e.get_mut().count -= 1,
+                    Slot::Occupied(e) => {
+                        e.remove();
                     }
+                    Slot::Vacant(_) => return Err(ViewError::MissingRow),
                 }
             }
             Change::Edit { old, new } => {
-                let old_key = SortedRow::new(old.row.clone(), format.order_arc());
-                let new_key = SortedRow::new(new.row.clone(), format.order_arc());
-                if let Some(mut e) = self.entries.remove(&old_key) {
-                    e.row = new.row.clone();
-                    self.entries.insert(new_key, e);
+                if !format.schema().same_key(&old.row, &new.row) {
+                    return Err(ViewError::KeyChanged);
                 }
+                let mut e = self
+                    .entries
+                    .remove(&SortedRow::new(old.row.clone(), format.order_arc()))
+                    .ok_or(ViewError::MissingRow)?;
+                e.row = new.row.clone();
+                self.entries
+                    .insert(SortedRow::new(new.row.clone(), format.order_arc()), e);
             }
             Change::Child {
                 row,
                 relationship,
                 change,
             } => {
-                let key = SortedRow::new(row.clone(), format.order_arc());
-                if let (Some(e), Ok((i, f))) = (
-                    self.entries.get_mut(&key),
-                    relationship_index(format, relationship),
-                ) {
-                    e.relationships[i].apply(f, change);
-                }
+                let (i, f) = relationship_index(format, relationship)?;
+                let e = self
+                    .entries
+                    .get_mut(&SortedRow::new(row.clone(), format.order_arc()))
+                    .ok_or(ViewError::MissingRow)?;
+                // The child level refuses with nothing modified; so nothing
+                // here is.
+                e.relationships[i].apply(f, change)?;
             }
         }
+        Ok(())
     }
 }
 
@@ -173,7 +157,8 @@ fn entry_of(format: &ViewFormat, node: &Node) -> Entry {
     for (alias, children) in &node.relationships {
         if let Ok((i, f)) = relationship_index(format, alias) {
             for c in children {
-                relationships[i].apply(f, &Change::Add(c.clone()));
+                // Checked with the whole node by the caller.
+                let _ = relationships[i].apply(f, &Change::Add(c.clone()));
             }
         }
     }
@@ -229,8 +214,7 @@ impl View {
     /// row the view does not hold, an unknown relationship) is refused and the
     /// view is left as it was.
     pub fn apply(&mut self, change: &Change) -> Result<(), ViewError> {
-        self.root.check(&self.format, change)?;
-        self.root.apply(&self.format, change);
+        self.root.apply(&self.format, change)?;
         self.dirty = true;
         Ok(())
     }

@@ -154,9 +154,10 @@ impl Take {
         if order.compare(&node.row, &bound).is_gt() {
             return Ok(());
         }
-        let displaced = self
-            .first_from(cx, &key, &bound, StartBasis::At, false)?
-            .ok_or(EngineError::Internal(VANISHED))?;
+        // The displaced row is the bound itself: the window's last row, still
+        // in the input (this change adds a row). Take's input yields leaf
+        // nodes (it sits below any Join), so the row is the whole node.
+        let displaced = Node::leaf(bound.clone());
         let new_bound = self
             .first_from(cx, &key, &bound, StartBasis::After, true)?
             .ok_or(EngineError::Internal(VANISHED))?;

@@ -1,6 +1,6 @@
 //! The in-memory source: rows in ordered sets, one index per requested order.
 
-use alloc::collections::BTreeSet;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::{Bound as RangeBound, ControlFlow};
@@ -49,7 +49,8 @@ impl Index {
 
 /// One table held in memory.
 ///
-/// Rows live in a set ordered by primary key; [`Source::prepare`] adds an index
+/// Rows live in a map keyed by their primary-key cells (so a lookup by key
+/// builds nothing); [`Source::prepare`] adds an index
 /// per (order, constraint columns) pair so fetches are range scans. A fetch of a
 /// shape never prepared is answered by sorting the matching rows, which is
 /// correct but linear in the table.
@@ -57,7 +58,10 @@ impl Index {
 pub struct MemorySource {
     schema: TableSchema,
     pk_order: Arc<SortOrder>,
-    primary: BTreeSet<SortedRow>,
+    primary: BTreeMap<Vec<Value>, Row>,
+    /// The primary-key columns form the range `pk_run` of a row (true for
+    /// the usual leading key), so a row's key is a slice of it.
+    pk_run: Option<core::ops::Range<usize>>,
     indexes: Vec<Index>,
 }
 
@@ -65,10 +69,16 @@ impl MemorySource {
     /// An empty table.
     pub fn new(schema: TableSchema) -> MemorySource {
         let pk_order = Arc::new(SortOrder::primary_key(&schema));
+        let pk = schema.primary_key();
+        let pk_run = pk
+            .first()
+            .filter(|&&first| pk.iter().enumerate().all(|(i, &c)| c == first + i))
+            .map(|&first| first..first + pk.len());
         MemorySource {
             schema,
             pk_order,
-            primary: BTreeSet::new(),
+            primary: BTreeMap::new(),
+            pk_run,
             indexes: Vec::new(),
         }
     }
@@ -82,16 +92,12 @@ impl MemorySource {
     pub fn insert(&mut self, row: Row) -> Result<(), ChangeError> {
         self.schema.check_row(&row)?;
         let row = self.schema.normalize(row);
-        if self
-            .primary
-            .contains(&SortedRow::new(row.clone(), &self.pk_order))
-        {
+        if !self.add(&row) {
             return Err(ChangeError::DuplicateKey {
                 table: self.schema.name_arc().clone(),
                 key: self.schema.key_of(&row),
             });
         }
-        self.add(&row);
         Ok(())
     }
 
@@ -107,7 +113,7 @@ impl MemorySource {
 
     /// Every row in primary-key order.
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
-        self.primary.iter().map(|s| &s.row)
+        self.primary.values()
     }
 
     /// Number of secondary indexes built so far.
@@ -115,20 +121,69 @@ impl MemorySource {
         self.indexes.len()
     }
 
-    fn add(&mut self, row: &Row) {
-        self.primary
-            .insert(SortedRow::new(row.clone(), &self.pk_order));
+    /// Adds a row whose key is absent; false (and nothing changed) when it
+    /// is present.
+    fn add(&mut self, row: &Row) -> bool {
+        match self.primary.entry(self.schema.key_of(row)) {
+            alloc::collections::btree_map::Entry::Occupied(_) => return false,
+            alloc::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(row.clone());
+            }
+        }
         for ix in &mut self.indexes {
             ix.insert(row);
         }
+        true
     }
 
-    fn probe(&self, key: &[Value]) -> SortedRow {
-        let mut cells = alloc::vec![Value::Null; self.schema.columns().len()];
-        for (&c, v) in self.schema.primary_key().iter().zip(key) {
-            cells[c] = v.clone();
+    /// True when `columns` include every primary-key column.
+    fn covers_key(&self, columns: impl Iterator<Item = usize> + Clone) -> bool {
+        self.schema
+            .primary_key()
+            .iter()
+            .all(|k| columns.clone().any(|c| c == *k))
+    }
+
+    /// Takes out the row stored under `row`'s key, from every index too.
+    fn take(&mut self, row: &[Value]) -> Option<Row> {
+        let stored = match &self.pk_run {
+            Some(run) => self.primary.remove(&row[run.clone()]),
+            None => self.primary.remove(self.schema.key_of(row).as_slice()),
+        }?;
+        for ix in &mut self.indexes {
+            ix.remove(&stored);
         }
-        SortedRow::new(Row::new(cells), &self.pk_order)
+        Some(stored)
+    }
+
+    /// Scans the rows in primary-key order from the request's start.
+    fn scan_primary(&self, req: &FetchRequest<'_>, sink: &mut dyn FnMut(&Row) -> ControlFlow<()>) {
+        let start = req.start.map(|s| {
+            let key = self.schema.key_of(&s.row);
+            match s.basis {
+                StartBasis::At => RangeBound::Included(key),
+                StartBasis::After => RangeBound::Excluded(key),
+            }
+        });
+        let range: (RangeBound<Vec<Value>>, RangeBound<Vec<Value>>) = match (start, req.reverse) {
+            (Some(b), false) => (b, RangeBound::Unbounded),
+            (Some(b), true) => (RangeBound::Unbounded, b),
+            (None, _) => (RangeBound::Unbounded, RangeBound::Unbounded),
+        };
+        let rows = self.primary.range(range);
+        if req.reverse {
+            for (_, r) in rows.rev() {
+                if sink(r).is_break() {
+                    return;
+                }
+            }
+        } else {
+            for (_, r) in rows {
+                if sink(r).is_break() {
+                    return;
+                }
+            }
+        }
     }
 
     fn inconsistent(&self, reason: &'static str) -> SourceError {
@@ -188,6 +243,10 @@ impl Source for MemorySource {
         if constraint_columns.is_empty() && order == *self.pk_order {
             return;
         }
+        if self.covers_key(constraint_columns.iter().copied()) {
+            // At most one row matches: fetches look it up by key.
+            return;
+        }
         if self
             .indexes
             .iter()
@@ -200,8 +259,8 @@ impl Source for MemorySource {
             constraint: constraint_columns.to_vec(),
             partitions: HashMap::new(),
         };
-        for s in &self.primary {
-            ix.insert(&s.row);
+        for row in self.primary.values() {
+            ix.insert(row);
         }
         self.indexes.push(ix);
     }
@@ -212,7 +271,23 @@ impl Source for MemorySource {
         sink: &mut dyn FnMut(&Row) -> ControlFlow<()>,
     ) -> Result<(), SourceError> {
         if *req.order == *self.pk_order && req.constraint.is_empty() {
-            scan(&self.primary, &self.pk_order, req, false, sink);
+            self.scan_primary(req, sink);
+            return Ok(());
+        }
+        if self.covers_key(req.constraint.iter().map(|(c, _)| *c)) {
+            // The constraint fixes the whole key: one lookup, no index.
+            let mut key = Vec::with_capacity(self.schema.primary_key().len());
+            for &k in self.schema.primary_key() {
+                match req.constraint.iter().find(|(c, _)| *c == k) {
+                    Some((_, v)) => key.push(v.clone()),
+                    None => return Ok(()),
+                }
+            }
+            if let Some(row) = self.primary.get(&key)
+                && req.admits(row)
+            {
+                let _ = sink(row);
+            }
             return Ok(());
         }
         let mut cols: Vec<usize> = req.constraint.iter().map(|(c, _)| *c).collect();
@@ -256,8 +331,7 @@ impl Source for MemorySource {
         // Not prepared: sort the matching rows.
         let mut rows: Vec<Row> = self
             .primary
-            .iter()
-            .map(|s| &s.row)
+            .values()
             .filter(|r| req.admits(r))
             .cloned()
             .collect();
@@ -274,43 +348,27 @@ impl Source for MemorySource {
         if key.len() != self.schema.primary_key().len() {
             return Ok(None);
         }
-        Ok(self.primary.get(&self.probe(key)).map(|s| s.row.clone()))
+        Ok(self.primary.get(key).cloned())
     }
 
     fn apply(&mut self, change: &SourceChange) -> Result<(), SourceError> {
         match change {
             SourceChange::Add(row) => {
-                if self
-                    .primary
-                    .contains(&SortedRow::new(row.clone(), &self.pk_order))
-                {
+                if !self.add(row) {
                     return Err(self.inconsistent("add of a key that is present"));
                 }
-                self.add(row);
             }
             SourceChange::Remove(row) => {
-                if !self
-                    .primary
-                    .remove(&SortedRow::new(row.clone(), &self.pk_order))
-                {
+                if self.take(row).is_none() {
                     return Err(self.inconsistent("remove of a key that is absent"));
-                }
-                for ix in &mut self.indexes {
-                    ix.remove(row);
                 }
             }
             SourceChange::Edit { old, new } => {
                 if !self.schema.same_key(old, new) {
                     return Err(self.inconsistent("edit that changes the primary key"));
                 }
-                let Some(stored) = self
-                    .primary
-                    .take(&SortedRow::new(old.clone(), &self.pk_order))
-                else {
+                if self.take(old).is_none() {
                     return Err(self.inconsistent("edit of a key that is absent"));
-                };
-                for ix in &mut self.indexes {
-                    ix.remove(&stored.row);
                 }
                 self.add(new);
             }
