@@ -47,7 +47,11 @@ impl SortOrder {
     #[inline]
     pub fn compare(&self, a: &[Value], b: &[Value]) -> Ordering {
         for &(c, dir) in &self.keys {
-            let o = a[c].cmp(&b[c]);
+            // Integers (keys, timestamps) are most of what orders compare.
+            let o = match (&a[c], &b[c]) {
+                (Value::Int(x), Value::Int(y)) => x.cmp(y),
+                (x, y) => x.cmp(y),
+            };
             if o != Ordering::Equal {
                 return match dir {
                     Direction::Asc => o,

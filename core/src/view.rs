@@ -115,11 +115,11 @@ impl Level {
                 relationship,
                 change,
             } => {
-                let (i, f) = relationship_index(format, relationship)?;
                 let e = self
                     .entries
                     .get_mut(&SortedRow::new(row.clone(), format.order_arc()))
                     .ok_or(ViewError::MissingRow)?;
+                let (i, f) = relationship_index(format, relationship)?;
                 // The child level refuses with nothing modified; so nothing
                 // here is.
                 e.relationships[i].apply(f, change)?;

@@ -77,6 +77,7 @@ const DELIVERY: Duration = Duration::from_secs(10);
 const SNAPSHOTS: Duration = Duration::from_secs(60);
 const CATCH_UP: Duration = Duration::from_secs(60);
 
+static HT: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
 type R<T> = Result<T, String>;
 
 /// `map_err(fail("what"))`: the error as text, prefixed with what failed.
@@ -800,6 +801,7 @@ async fn measure(o: &Options, n: usize, d: &Daemon) -> R<Row> {
         let expect = affected(issue, n, s.users);
         let t0 = Instant::now();
         let cv = http.comment(next_id, issue).await?;
+        HT.lock().unwrap().push(t0.elapsed());
         next_id += 1;
         let (a, b) = tokio::join!(ws.arrived(cv, expect), quic.arrived(cv, expect));
         ws_lat.push(a? - t0);

@@ -406,6 +406,10 @@ impl Operator for Gate {
         self.input.partitions()
     }
 
+    fn keeps_partitions(&self) -> bool {
+        self.input.keeps_partitions()
+    }
+
     fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
         let Some(seq) = cx.seq() else {
             return Ok(None);

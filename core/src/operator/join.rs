@@ -67,6 +67,10 @@ pub(crate) struct Join {
     child_keys: Vec<usize>,
     alias: Arc<str>,
     attach: Attach,
+    /// Whether a parent leaving can free anything on the child side (a
+    /// child limit window or a cached aggregate); when not, orphan checks
+    /// are skipped.
+    child_state: bool,
     seq: u64,
     phase: Phase,
     out: VecDeque<Change>,
@@ -139,6 +143,7 @@ impl Join {
         alias: Arc<str>,
         attach: Attach,
     ) -> Join {
+        let child_state = child.keeps_partitions() || matches!(attach, Attach::Aggregate { .. });
         Join {
             parent,
             child,
@@ -146,6 +151,7 @@ impl Join {
             child_keys,
             alias,
             attach,
+            child_state,
             seq: 0,
             phase: Phase::Done,
             out: VecDeque::new(),
@@ -184,6 +190,9 @@ impl Join {
         let Some(key) = key else {
             return Ok(());
         };
+        if !self.child_state {
+            return Ok(());
+        }
         let mut still_shown = false;
         self.parent.fetch(
             cx,
@@ -347,6 +356,9 @@ impl Operator for Join {
     fn release(&mut self, cx: &Ctx<'_>, constraint: &[(usize, Value)]) -> Result<(), EngineError> {
         // The parent rows matching `constraint` leave view: release the parent
         // side first, then the children no remaining parent shows.
+        if !self.child_state {
+            return self.parent.release(cx, constraint);
+        }
         // Distinct keys, in order (a set of keys, as the gate keeps).
         let mut leaving: BTreeSet<Vec<Value>> = BTreeSet::new();
         self.parent.fetch(
@@ -367,6 +379,10 @@ impl Operator for Join {
             self.release_if_orphaned(cx, Some(key))?;
         }
         Ok(())
+    }
+
+    fn keeps_partitions(&self) -> bool {
+        self.child_state || self.parent.keeps_partitions()
     }
 
     fn partitions(&self) -> usize {

@@ -132,6 +132,12 @@ pub(crate) trait Operator {
     fn partitions(&self) -> usize {
         0
     }
+
+    /// Whether this operator or its inputs keep per-partition state, that
+    /// is, whether [`Operator::release`] can free anything.
+    fn keeps_partitions(&self) -> bool {
+        false
+    }
 }
 
 /// The first node of a fetch, if any.

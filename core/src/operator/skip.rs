@@ -111,6 +111,10 @@ impl Operator for Skip {
         self.input.partitions()
     }
 
+    fn keeps_partitions(&self) -> bool {
+        self.input.keeps_partitions()
+    }
+
     fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
         while let Some(c) = self.input.pull(cx)? {
             let out = match c {

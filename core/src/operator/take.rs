@@ -129,7 +129,12 @@ impl Take {
         }
     }
 
-    fn add(&mut self, cx: &Ctx<'_>, node: Node, out: &mut Vec<Change>) -> Result<(), EngineError> {
+    fn add(
+        &mut self,
+        cx: &Ctx<'_>,
+        node: Node,
+        out: &mut VecDeque<Change>,
+    ) -> Result<(), EngineError> {
         let key = self.key_of(&node.row);
         let limit = self.limit;
         let order = &self.order;
@@ -145,7 +150,7 @@ impl Take {
             {
                 st.bound = Some(node.row.clone());
             }
-            out.push(Change::Add(node));
+            out.push_back(Change::Add(node));
             return Ok(());
         }
         let Some(bound) = st.bound.clone() else {
@@ -162,8 +167,8 @@ impl Take {
             .first_from(cx, &key, &bound, StartBasis::After, true)?
             .ok_or(EngineError::Internal(VANISHED))?;
         self.set_bound(&key, Some(new_bound.row));
-        out.push(Change::Remove(displaced));
-        out.push(Change::Add(node));
+        out.push_back(Change::Remove(displaced));
+        out.push_back(Change::Add(node));
         Ok(())
     }
 
@@ -171,7 +176,7 @@ impl Take {
         &mut self,
         cx: &Ctx<'_>,
         node: Node,
-        out: &mut Vec<Change>,
+        out: &mut VecDeque<Change>,
     ) -> Result<(), EngineError> {
         let key = self.key_of(&node.row);
         let Some(bound) = self.states.get(&key).and_then(|st| st.bound.clone()) else {
@@ -183,8 +188,8 @@ impl Take {
         }
         if let Some(next) = self.first_from(cx, &key, &bound, StartBasis::After, false)? {
             self.set_bound(&key, Some(next.row.clone()));
-            out.push(Change::Remove(node));
-            out.push(Change::Add(next));
+            out.push_back(Change::Remove(node));
+            out.push_back(Change::Add(next));
             return Ok(());
         }
         let new_bound = if pos.is_eq() {
@@ -197,7 +202,7 @@ impl Take {
             st.size = st.size.saturating_sub(1);
             st.bound = new_bound;
         }
-        out.push(Change::Remove(node));
+        out.push_back(Change::Remove(node));
         Ok(())
     }
 
@@ -206,7 +211,7 @@ impl Take {
         cx: &Ctx<'_>,
         old: Node,
         new: Node,
-        out: &mut Vec<Change>,
+        out: &mut VecDeque<Change>,
     ) -> Result<(), EngineError> {
         let key = self.key_of(&old.row);
         let Some(bound) = self.states.get(&key).and_then(|st| st.bound.clone()) else {
@@ -223,11 +228,11 @@ impl Take {
                             .ok_or(EngineError::Internal(VANISHED))?;
                         self.set_bound(&key, Some(nb.row));
                     }
-                    out.push(Change::Edit { old, new });
+                    out.push_back(Change::Edit { old, new });
                 }
                 core::cmp::Ordering::Equal => {
                     self.set_bound(&key, Some(new.row.clone()));
-                    out.push(Change::Edit { old, new });
+                    out.push_back(Change::Edit { old, new });
                 }
                 core::cmp::Ordering::Greater => {
                     let f = self
@@ -235,11 +240,11 @@ impl Take {
                         .ok_or(EngineError::Internal(VANISHED))?;
                     if self.order.compare(&f.row, &new.row).is_eq() {
                         self.set_bound(&key, Some(new.row.clone()));
-                        out.push(Change::Edit { old, new });
+                        out.push_back(Change::Edit { old, new });
                     } else {
                         self.set_bound(&key, Some(f.row.clone()));
-                        out.push(Change::Remove(old));
-                        out.push(Change::Add(f));
+                        out.push_back(Change::Remove(old));
+                        out.push_back(Change::Add(f));
                     }
                 }
             }
@@ -251,8 +256,8 @@ impl Take {
                 .first_from(cx, &key, &bound, StartBasis::After, true)?
                 .ok_or(EngineError::Internal(VANISHED))?;
             self.set_bound(&key, Some(nb.row));
-            out.push(Change::Remove(displaced));
-            out.push(Change::Add(new));
+            out.push_back(Change::Remove(displaced));
+            out.push_back(Change::Add(new));
         }
         Ok(())
     }
@@ -361,6 +366,10 @@ impl Operator for Take {
         self.states.len() + self.input.partitions()
     }
 
+    fn keeps_partitions(&self) -> bool {
+        true
+    }
+
     fn pull(&mut self, cx: &Ctx<'_>) -> Result<Option<Change>, EngineError> {
         loop {
             if let Some(c) = self.out.pop_front() {
@@ -372,7 +381,9 @@ impl Operator for Take {
             if self.limit == 0 {
                 continue;
             }
-            let mut out = Vec::new();
+            // The queue is empty here: lend it to the step, keeping its
+            // capacity (no allocation per change).
+            let mut out = core::mem::take(&mut self.out);
             match c {
                 Change::Add(n) => self.add(cx, n, &mut out)?,
                 Change::Remove(n) => self.remove(cx, n, &mut out)?,
@@ -392,11 +403,11 @@ impl Operator for Take {
                         .and_then(|st| st.bound.as_ref())
                         .is_some_and(|b| self.order.compare(row, b).is_le());
                     if inside {
-                        out.push(c);
+                        out.push_back(c);
                     }
                 }
             }
-            self.out.extend(out);
+            self.out = out;
         }
     }
 }

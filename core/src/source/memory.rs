@@ -1,6 +1,6 @@
 //! The in-memory source: rows in ordered sets, one index per requested order.
 
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::{Bound as RangeBound, ControlFlow};
@@ -49,16 +49,15 @@ impl Index {
 
 /// One table held in memory.
 ///
-/// Rows live in a map keyed by their primary-key cells (so a lookup by key
-/// builds nothing); [`Source::prepare`] adds an index
+/// Rows live in a hash map keyed by their primary-key cells (a lookup by key
+/// is one hash probe and builds nothing); [`Source::prepare`] adds an index
 /// per (order, constraint columns) pair so fetches are range scans. A fetch of a
 /// shape never prepared is answered by sorting the matching rows, which is
 /// correct but linear in the table.
 #[derive(Debug)]
 pub struct MemorySource {
     schema: TableSchema,
-    pk_order: Arc<SortOrder>,
-    primary: BTreeMap<Vec<Value>, Row>,
+    primary: HashMap<Vec<Value>, Row>,
     /// The primary-key columns form the range `pk_run` of a row (true for
     /// the usual leading key), so a row's key is a slice of it.
     pk_run: Option<core::ops::Range<usize>>,
@@ -68,7 +67,6 @@ pub struct MemorySource {
 impl MemorySource {
     /// An empty table.
     pub fn new(schema: TableSchema) -> MemorySource {
-        let pk_order = Arc::new(SortOrder::primary_key(&schema));
         let pk = schema.primary_key();
         let pk_run = pk
             .first()
@@ -76,8 +74,7 @@ impl MemorySource {
             .map(|&first| first..first + pk.len());
         MemorySource {
             schema,
-            pk_order,
-            primary: BTreeMap::new(),
+            primary: HashMap::new(),
             pk_run,
             indexes: Vec::new(),
         }
@@ -113,7 +110,15 @@ impl MemorySource {
 
     /// Every row in primary-key order.
     pub fn rows(&self) -> impl Iterator<Item = &Row> {
-        self.primary.values()
+        let mut rows: Vec<&Row> = self.primary.values().collect();
+        let pk = self.schema.primary_key();
+        rows.sort_unstable_by(|a, b| {
+            pk.iter()
+                .map(|&c| a[c].cmp(&b[c]))
+                .find(|o| o.is_ne())
+                .unwrap_or(core::cmp::Ordering::Equal)
+        });
+        rows.into_iter()
     }
 
     /// Number of secondary indexes built so far.
@@ -125,8 +130,8 @@ impl MemorySource {
     /// is present.
     fn add(&mut self, row: &Row) -> bool {
         match self.primary.entry(self.schema.key_of(row)) {
-            alloc::collections::btree_map::Entry::Occupied(_) => return false,
-            alloc::collections::btree_map::Entry::Vacant(v) => {
+            hashbrown::hash_map::Entry::Occupied(_) => return false,
+            hashbrown::hash_map::Entry::Vacant(v) => {
                 v.insert(row.clone());
             }
         }
@@ -154,36 +159,6 @@ impl MemorySource {
             ix.remove(&stored);
         }
         Some(stored)
-    }
-
-    /// Scans the rows in primary-key order from the request's start.
-    fn scan_primary(&self, req: &FetchRequest<'_>, sink: &mut dyn FnMut(&Row) -> ControlFlow<()>) {
-        let start = req.start.map(|s| {
-            let key = self.schema.key_of(&s.row);
-            match s.basis {
-                StartBasis::At => RangeBound::Included(key),
-                StartBasis::After => RangeBound::Excluded(key),
-            }
-        });
-        let range: (RangeBound<Vec<Value>>, RangeBound<Vec<Value>>) = match (start, req.reverse) {
-            (Some(b), false) => (b, RangeBound::Unbounded),
-            (Some(b), true) => (RangeBound::Unbounded, b),
-            (None, _) => (RangeBound::Unbounded, RangeBound::Unbounded),
-        };
-        let rows = self.primary.range(range);
-        if req.reverse {
-            for (_, r) in rows.rev() {
-                if sink(r).is_break() {
-                    return;
-                }
-            }
-        } else {
-            for (_, r) in rows {
-                if sink(r).is_break() {
-                    return;
-                }
-            }
-        }
     }
 
     fn inconsistent(&self, reason: &'static str) -> SourceError {
@@ -240,9 +215,6 @@ impl Source for MemorySource {
 
     fn prepare(&mut self, order: &SortOrder, constraint_columns: &[usize]) {
         let order = order.clone().completed(&self.schema);
-        if constraint_columns.is_empty() && order == *self.pk_order {
-            return;
-        }
         if self.covers_key(constraint_columns.iter().copied()) {
             // At most one row matches: fetches look it up by key.
             return;
@@ -270,10 +242,6 @@ impl Source for MemorySource {
         req: &FetchRequest<'_>,
         sink: &mut dyn FnMut(&Row) -> ControlFlow<()>,
     ) -> Result<(), SourceError> {
-        if *req.order == *self.pk_order && req.constraint.is_empty() {
-            self.scan_primary(req, sink);
-            return Ok(());
-        }
         if self.covers_key(req.constraint.iter().map(|(c, _)| *c)) {
             // The constraint fixes the whole key: one lookup, no index.
             let mut key = Vec::with_capacity(self.schema.primary_key().len());
