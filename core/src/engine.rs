@@ -230,8 +230,8 @@ impl<C: Catalog> Engine<C> {
             .ok_or_else(|| ChangeError::UnknownTable {
                 table: table.into(),
             })?;
-        let steps = validate(self.catalog.source(id), change, self.mode)?;
-        for step in steps {
+        let (first, second) = validate(self.catalog.source(id), change, self.mode)?;
+        for step in first.into_iter().chain(second) {
             self.push_step(id, &step, isolate)?;
         }
         Ok(())
@@ -257,8 +257,10 @@ impl<C: Catalog> Engine<C> {
             if !q.pipeline.reads(table) {
                 continue;
             }
-            let mut out = Vec::new();
-            let root = &mut q.pipeline.root;
+            // Straight into the query's pending changes; a failure takes
+            // this step's back out (the query is torn down anyway).
+            let before = q.pending.len();
+            let (root, out) = (&mut q.pipeline.root, &mut q.pending);
             let drained = isolate(*id, &mut || loop {
                 match root.pull(&cx) {
                     Ok(Some(c)) => out.push(c),
@@ -266,9 +268,9 @@ impl<C: Catalog> Engine<C> {
                     Err(e) => break Err(e),
                 }
             });
-            match drained {
-                Ok(()) => q.pending.append(&mut out),
-                Err(e) => failed.push((*id, e)),
+            if let Err(e) = drained {
+                q.pending.truncate(before);
+                failed.push((*id, e));
             }
         }
         for (id, e) in failed {
@@ -347,7 +349,7 @@ fn validate(
     source: &dyn Source,
     change: SourceChange,
     mode: ChangeMode,
-) -> Result<Vec<SourceChange>, PushError> {
+) -> Result<(Option<SourceChange>, Option<SourceChange>), PushError> {
     let schema = source.schema();
     let strict = mode == ChangeMode::Strict;
     let table = || schema.name_arc().clone();
@@ -393,38 +395,26 @@ fn validate(
             found => Ok(found),
         }
     };
-    let edit = |old: Row, new: Row| {
-        if cells_equal(&old, &new) {
-            alloc::vec![]
-        } else {
-            alloc::vec![SourceChange::Edit { old, new }]
-        }
-    };
+    let edit =
+        |old: Row, new: Row| (!cells_equal(&old, &new)).then_some(SourceChange::Edit { old, new });
+    // At most two steps (a key-changing edit); no allocation for them.
     Ok(match change {
         SourceChange::Add(row) => match absent(&row)? {
-            None => alloc::vec![SourceChange::Add(row)],
-            Some(existing) => edit(existing, row),
+            None => (Some(SourceChange::Add(row)), None),
+            Some(existing) => (edit(existing, row), None),
         },
-        SourceChange::Remove(row) => match stored(&row)? {
-            None => alloc::vec![],
-            Some(s) => alloc::vec![SourceChange::Remove(s)],
-        },
+        SourceChange::Remove(row) => (stored(&row)?.map(SourceChange::Remove), None),
         SourceChange::Edit { old, new } if schema.same_key(&old, &new) => match stored(&old)? {
-            None => alloc::vec![SourceChange::Add(new)],
-            Some(s) => edit(s, new),
+            None => (Some(SourceChange::Add(new)), None),
+            Some(s) => (edit(s, new), None),
         },
         SourceChange::Edit { old, new } => {
             let old = stored(&old)?;
-            let occupant = absent(&new)?;
-            let mut steps = Vec::with_capacity(2);
-            if let Some(s) = old {
-                steps.push(SourceChange::Remove(s));
-            }
-            match occupant {
-                None => steps.push(SourceChange::Add(new)),
-                Some(o) => steps.extend(edit(o, new)),
-            }
-            steps
+            let second = match absent(&new)? {
+                None => Some(SourceChange::Add(new)),
+                Some(o) => edit(o, new),
+            };
+            (old.map(SourceChange::Remove), second)
         }
     })
 }

@@ -244,14 +244,21 @@ impl Source for MemorySource {
     ) -> Result<(), SourceError> {
         if self.covers_key(req.constraint.iter().map(|(c, _)| *c)) {
             // The constraint fixes the whole key: one lookup, no index.
-            let mut key = Vec::with_capacity(self.schema.primary_key().len());
-            for &k in self.schema.primary_key() {
-                match req.constraint.iter().find(|(c, _)| *c == k) {
-                    Some((_, v)) => key.push(v.clone()),
-                    None => return Ok(()),
+            let found = match (self.schema.primary_key(), req.constraint) {
+                // The usual case, a one-column key constrained once: no copy.
+                ([k], [(c, v)]) if k == c => self.primary.get(core::slice::from_ref(v)),
+                (pk, _) => {
+                    let mut key = Vec::with_capacity(pk.len());
+                    for &k in pk {
+                        match req.constraint.iter().find(|(c, _)| *c == k) {
+                            Some((_, v)) => key.push(v.clone()),
+                            None => return Ok(()),
+                        }
+                    }
+                    self.primary.get(&key)
                 }
-            }
-            if let Some(row) = self.primary.get(&key)
+            };
+            if let Some(row) = found
                 && req.admits(row)
             {
                 let _ = sink(row);
