@@ -177,15 +177,18 @@ fn scan(
     check_constraint: bool,
     sink: &mut dyn FnMut(&Row) -> ControlFlow<()>,
 ) {
-    let probe = req.start.map(|s| SortedRow::new(s.row.clone(), order));
-    let bound = |p: &SortedRow, basis: StartBasis| match basis {
-        StartBasis::At => RangeBound::Included(p.clone()),
-        StartBasis::After => RangeBound::Excluded(p.clone()),
-    };
-    let range = match (&probe, req.start, req.reverse) {
-        (Some(p), Some(s), false) => (bound(p, s.basis), RangeBound::Unbounded),
-        (Some(p), Some(s), true) => (RangeBound::Unbounded, bound(p, s.basis)),
-        _ => (RangeBound::Unbounded, RangeBound::Unbounded),
+    // The start as a range bound, built once (each probe clones two Arcs).
+    let start = req.start.map(|s| {
+        let probe = SortedRow::new(s.row.clone(), order);
+        match s.basis {
+            StartBasis::At => RangeBound::Included(probe),
+            StartBasis::After => RangeBound::Excluded(probe),
+        }
+    });
+    let range = match (start, req.reverse) {
+        (Some(b), false) => (b, RangeBound::Unbounded),
+        (Some(b), true) => (RangeBound::Unbounded, b),
+        (None, _) => (RangeBound::Unbounded, RangeBound::Unbounded),
     };
     let mut visit = |s: &SortedRow| {
         if check_constraint && !req.constraint.iter().all(|(c, v)| s.row[*c] == *v) {
