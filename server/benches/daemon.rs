@@ -77,7 +77,6 @@ const DELIVERY: Duration = Duration::from_secs(10);
 const SNAPSHOTS: Duration = Duration::from_secs(60);
 const CATCH_UP: Duration = Duration::from_secs(60);
 
-static HT: Mutex<Vec<Duration>> = Mutex::new(Vec::new());
 type R<T> = Result<T, String>;
 
 /// `map_err(fail("what"))`: the error as text, prefixed with what failed.
@@ -429,24 +428,19 @@ impl Http {
 
 // ---------------------------------------------------------------- workload
 
-/// The issue tracker through the control plane, `SEED_BATCH` rows a
-/// transaction (the testkit's rows, inline).
-async fn seed(http: &mut Http, s: Scale) -> R<()> {
+/// Row `i` of `table` (the testkit's issue tracker, inline).
+fn seed_row(table: &str, i: i64, s: Scale) -> Json {
     const ROLES: [&str; 3] = ["admin", "member", "guest"];
-    let tables: [(&str, i64, &str, &dyn Fn(i64) -> Json); 3] = [
-        ("user", s.users, "?, ?, ?", &|i| {
-            json!([i, format!("user {i}"), ROLES[(i % 3) as usize]])
-        }),
-        ("issue", s.issues, "?, ?, ?, ?, ?", &|i| {
-            json!([
-                i,
-                format!("issue {i}"),
-                i % 3 != 0,
-                s.issues - i,
-                i % s.users
-            ])
-        }),
-        ("comment", s.comments, "?, ?, ?, ?", &|i| {
+    match table {
+        "user" => json!([i, format!("user {i}"), ROLES[(i % 3) as usize]]),
+        "issue" => json!([
+            i,
+            format!("issue {i}"),
+            i % 3 != 0,
+            s.issues - i,
+            i % s.users
+        ]),
+        _ => {
             let issue = i % s.issues;
             json!([
                 i,
@@ -454,15 +448,25 @@ async fn seed(http: &mut Http, s: Scale) -> R<()> {
                 format!("comment {i} on issue {issue}"),
                 i % s.users
             ])
-        }),
+        }
+    }
+}
+
+/// The issue tracker through the control plane, `SEED_BATCH` rows a
+/// transaction.
+async fn seed(http: &mut Http, s: Scale) -> R<()> {
+    let tables = [
+        ("user", s.users, "?, ?, ?"),
+        ("issue", s.issues, "?, ?, ?, ?, ?"),
+        ("comment", s.comments, "?, ?, ?, ?"),
     ];
-    for (table, count, marks, row) in tables {
+    for (table, count, marks) in tables {
         let sql = format!("INSERT INTO \"{table}\" VALUES ({marks})");
         let mut start = 0;
         while start < count {
             let end = (start + SEED_BATCH as i64).min(count);
             let statements: Vec<Json> = (start..end)
-                .map(|i| json!({"sql": sql, "params": row(i)}))
+                .map(|i| json!({"sql": sql, "params": seed_row(table, i, s)}))
                 .collect();
             http.call("/execute-sql-txn", &json!({ "statements": statements }))
                 .await?;
@@ -558,7 +562,6 @@ impl Plane {
 
 #[derive(Clone, Copy)]
 struct Arrivals {
-    first: Instant,
     last: Instant,
     count: u64,
 }
@@ -639,9 +642,13 @@ impl Side {
                 Ok(Ok(())) => {}
                 Ok(Err(_)) => return Err(format!("{}: every connection ended", self.plane.name())),
                 Err(_) => {
+                    let t = lock(&self.tally);
                     return Err(format!(
-                        "{}: timed out after {limit:?} waiting for {what}",
-                        self.plane.name()
+                        "{}: timed out after {limit:?} waiting for {what} \
+                         (so far {} snapshots, {} batches)",
+                        self.plane.name(),
+                        t.snapshots,
+                        t.batches
                     ));
                 }
             }
@@ -658,13 +665,7 @@ impl Side {
         lock(&self.tally)
             .by_cv
             .get(&cv)
-            .map(|a| {
-                if std::env::var("FIRST").is_ok() {
-                    a.first
-                } else {
-                    a.last
-                }
-            })
+            .map(|a| a.last)
             .ok_or(format!(
                 "{}: lost the arrival at cv {cv}",
                 self.plane.name()
@@ -702,7 +703,6 @@ async fn drain(
                 Some(ClientEvent::Batch { cv, .. }) => {
                     t.batches += 1;
                     let a = t.by_cv.entry(cv).or_insert(Arrivals {
-                        first: now,
                         last: now,
                         count: 0,
                     });
@@ -710,13 +710,13 @@ async fn drain(
                     a.count += 1;
                 }
                 Some(ClientEvent::Progress { .. }) => {}
+                Some(ClientEvent::Closed) | None => {
+                    t.failure
+                        .get_or_insert(format!("{}: the server closed a connection", plane.name()));
+                }
                 Some(other) => {
                     t.failure
                         .get_or_insert(format!("{}: unexpected {other:?}", plane.name()));
-                }
-                None => {
-                    t.failure
-                        .get_or_insert(format!("{}: the connection closed", plane.name()));
                 }
             }
         }
@@ -801,20 +801,12 @@ async fn measure(o: &Options, n: usize, d: &Daemon) -> R<Row> {
         let expect = affected(issue, n, s.users);
         let t0 = Instant::now();
         let cv = http.comment(next_id, issue).await?;
-        HT.lock().unwrap().push(t0.elapsed());
         next_id += 1;
         let (a, b) = tokio::join!(ws.arrived(cv, expect), quic.arrived(cv, expect));
         ws_lat.push(a? - t0);
         quic_lat.push(b? - t0);
     }
 
-    {
-        let (_, m) = http.request("GET", "/metrics", "").await?;
-        std::fs::write(format!("/tmp/metrics-{n}.txt"), m).unwrap();
-        let mut w = ws_lat.clone();
-        w.sort();
-        eprintln!("WS top: {:?}", &w[w.len() - 5..]);
-    }
     // Sustained writes from a few connections; the clients keep draining.
     let (ws0, quic0) = (ws.batches(), quic.batches());
     let ids = Arc::new(AtomicI64::new(0));
