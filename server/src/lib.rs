@@ -132,6 +132,10 @@ pub async fn run(
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let router = http::router(daemon.clone());
     let http = tokio::spawn(async move {
+        // Small responses leave at once (no Nagle delay).
+        let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |s| {
+            let _ = s.set_nodelay(true);
+        });
         axum::serve(http_listener, router)
             .with_graceful_shutdown(async move {
                 let _ = http_stop_rx.await;

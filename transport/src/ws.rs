@@ -28,6 +28,12 @@ pub fn ws_router(plane: Plane) -> Router {
 /// Serves the WebSocket plane on `listener` until the plane shuts down.
 pub async fn serve_ws(listener: TcpListener, plane: Plane) -> std::io::Result<()> {
     let mut stop = plane.shutdown();
+    // Batches are small writes that must leave at once: without TCP_NODELAY,
+    // Nagle's algorithm met the client's delayed ACK and held one now and
+    // then for ~40 ms (seen by the daemon benchmark).
+    let listener = axum::serve::ListenerExt::tap_io(listener, |s| {
+        let _ = s.set_nodelay(true);
+    });
     axum::serve(listener, ws_router(plane))
         .with_graceful_shutdown(async move { shut(&mut stop).await })
         .await
