@@ -8,8 +8,8 @@ use std::path::Path;
 use std::rc::Rc;
 
 use rindle_core::{
-    Catalog, ColumnType, Direction, FetchRequest, Row, SortOrder, Source, SourceChange,
-    SourceError, TableId, TableSchema, Value, ValueKind,
+    Catalog, ColumnType, CompareOp, Direction, FetchRequest, Predicate, Row, SortOrder, Source,
+    SourceChange, SourceError, TableId, TableSchema, Value, ValueKind,
 };
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
@@ -110,6 +110,35 @@ impl SqliteSource {
     /// The SQL and parameters for a request: the constraint, a conservative
     /// range on the first order column (exact bounds are checked per row), and
     /// the order with -0.0 tie-breaks.
+    /// The `column = literal` conjuncts of a filter that SQLite decides the
+    /// same way the engine does: integer, boolean and text columns, literals
+    /// of the column's kind. Rows failing them fail the filter, so leaving
+    /// them to SQLite skips no row that passes.
+    fn equalities<'p>(&self, p: &'p Predicate, out: &mut Vec<(usize, &'p Value)>) {
+        match p {
+            Predicate::And(ps) => {
+                for q in ps {
+                    self.equalities(q, out);
+                }
+            }
+            Predicate::Compare {
+                column,
+                op: CompareOp::Eq,
+                value,
+            } => {
+                let ty = self.schema.columns()[*column].ty;
+                if matches!(
+                    ty,
+                    ColumnType::Integer | ColumnType::Boolean | ColumnType::Text
+                ) && value.kind() == kind_of(ty)
+                {
+                    out.push((*column, value));
+                }
+            }
+            _ => {}
+        }
+    }
+
     fn sql(&self, req: &FetchRequest<'_>) -> (String, Vec<rusqlite::types::Value>) {
         let cols = self.schema.columns();
         let mut sql = self.select.clone();
@@ -122,6 +151,17 @@ impl SqliteSource {
                 params.push(to_sql(v));
                 conds.push(format!("{} = ?{}", quote(&cols[*c].name), params.len()));
             }
+        }
+        // The filter's equalities go to SQLite too, so an index on them
+        // (`issue(open, created)` for "open issues, newest first") serves
+        // the fetch instead of a sort of the whole table.
+        let mut equal = Vec::new();
+        if let Some(f) = req.filter {
+            self.equalities(f, &mut equal);
+        }
+        for (c, v) in equal {
+            params.push(to_sql(v));
+            conds.push(format!("{} = ?{}", quote(&cols[c].name), params.len()));
         }
         if let (Some(start), Some(&(c, dir))) = (req.start, req.order.keys().first()) {
             let v = &start.row[c];
