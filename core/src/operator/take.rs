@@ -47,6 +47,10 @@ use crate::value::{Row, Value};
 struct State {
     size: usize,
     bound: Option<Row>,
+    /// The first input row after `bound`, when known (`None`: unknown).
+    /// A row displaced from a full window is that row, so the pair "row
+    /// enters, row leaves" refills from here without a fetch.
+    next: Option<Row>,
 }
 
 pub(crate) struct Take {
@@ -157,6 +161,14 @@ impl Take {
             return Err(EngineError::Internal("take: full window without a bound"));
         };
         if order.compare(&node.row, &bound).is_gt() {
+            // Outside the window; it may now be the first row after it.
+            if st
+                .next
+                .as_ref()
+                .is_some_and(|n| order.compare(&node.row, n).is_lt())
+            {
+                st.next = Some(node.row);
+            }
             return Ok(());
         }
         // The displaced row is the bound itself: the window's last row, still
@@ -166,7 +178,11 @@ impl Take {
         let new_bound = self
             .first_from(cx, &key, &bound, StartBasis::After, true)?
             .ok_or(EngineError::Internal(VANISHED))?;
-        self.set_bound(&key, Some(new_bound.row));
+        if let Some(st) = self.states.get_mut(&key) {
+            st.bound = Some(new_bound.row);
+            // The displaced row follows the new bound directly.
+            st.next = Some(bound);
+        }
         out.push_back(Change::Remove(displaced));
         out.push_back(Change::Add(node));
         Ok(())
@@ -179,14 +195,32 @@ impl Take {
         out: &mut VecDeque<Change>,
     ) -> Result<(), EngineError> {
         let key = self.key_of(&node.row);
-        let Some(bound) = self.states.get(&key).and_then(|st| st.bound.clone()) else {
+        let order = &self.order;
+        let Some(st) = self.states.get_mut(&key) else {
             return Ok(());
         };
-        let pos = self.order.compare(&node.row, &bound);
+        let Some(bound) = st.bound.clone() else {
+            return Ok(());
+        };
+        let pos = order.compare(&node.row, &bound);
         if pos.is_gt() {
+            if st
+                .next
+                .as_ref()
+                .is_some_and(|n| order.compare(&node.row, n).is_eq())
+            {
+                st.next = None;
+            }
             return Ok(());
         }
-        if let Some(next) = self.first_from(cx, &key, &bound, StartBasis::After, false)? {
+        // The refill: the known next row (input nodes are leaves), else a
+        // fetch. Either way the row after the new bound is unknown then.
+        let known = st.next.take().map(Node::leaf);
+        let refill = match known {
+            Some(n) => Some(n),
+            None => self.first_from(cx, &key, &bound, StartBasis::After, false)?,
+        };
+        if let Some(next) = refill {
             self.set_bound(&key, Some(next.row.clone()));
             out.push_back(Change::Remove(node));
             out.push_back(Change::Add(next));
@@ -214,7 +248,10 @@ impl Take {
         out: &mut VecDeque<Change>,
     ) -> Result<(), EngineError> {
         let key = self.key_of(&old.row);
-        let Some(bound) = self.states.get(&key).and_then(|st| st.bound.clone()) else {
+        let Some(bound) = self.states.get_mut(&key).and_then(|st| {
+            st.next = None; // an edit may move rows across it: forget it
+            st.bound.clone()
+        }) else {
             return Ok(());
         };
         let old_pos = self.order.compare(&old.row, &bound);
@@ -321,7 +358,14 @@ impl Operator for Take {
                     ControlFlow::Continue(())
                 })
             })?;
-            self.states.insert(key, State { size, bound });
+            self.states.insert(
+                key,
+                State {
+                    size,
+                    bound,
+                    next: None,
+                },
+            );
             return Ok(());
         };
         let Some(bound) = st.bound.clone() else {
