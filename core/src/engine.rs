@@ -368,28 +368,31 @@ fn validate(
         },
     };
     // The stored row under the key of `row`, checked against `row` itself.
+    // The stored row under `row`'s key (the key copied only for an error).
+    let lookup = |row: &Row| match schema.key_slice(row) {
+        Some(key) => source.get(key),
+        None => source.get(&schema.key_of(row)),
+    };
     let stored = |row: &Row| -> Result<Option<Row>, PushError> {
-        let key = schema.key_of(row);
-        match source.get(&key)? {
+        match lookup(row)? {
             None if strict => Err(ChangeError::MissingRow {
                 table: table(),
-                key,
+                key: schema.key_of(row),
             }
             .into()),
             Some(s) if strict && !cells_equal(&s, row) => Err(ChangeError::RowMismatch {
                 table: table(),
-                key,
+                key: schema.key_of(row),
             }
             .into()),
             found => Ok(found),
         }
     };
     let absent = |row: &Row| -> Result<Option<Row>, PushError> {
-        let key = schema.key_of(row);
-        match source.get(&key)? {
+        match lookup(row)? {
             Some(_) if strict => Err(ChangeError::DuplicateKey {
                 table: table(),
-                key,
+                key: schema.key_of(row),
             }
             .into()),
             found => Ok(found),

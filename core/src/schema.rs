@@ -175,6 +175,20 @@ impl TableSchema {
         self.primary_key.iter().map(|&i| row[i].clone()).collect()
     }
 
+    /// The row's primary-key cells as a slice of the row, when the key
+    /// columns are consecutive and in key order (a leading `id`, say): the
+    /// key without a copy. `None` otherwise (use [`TableSchema::key_of`]).
+    pub fn key_slice<'r>(&self, row: &'r [Value]) -> Option<&'r [Value]> {
+        let first = *self.primary_key.first()?;
+        let run = self
+            .primary_key
+            .iter()
+            .enumerate()
+            .all(|(i, &c)| c == first + i);
+        run.then(|| row.get(first..first + self.primary_key.len()))
+            .flatten()
+    }
+
     /// True when two rows of this table have the same primary key.
     pub fn same_key(&self, a: &[Value], b: &[Value]) -> bool {
         self.primary_key.iter().all(|&i| a[i] == b[i])

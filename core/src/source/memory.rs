@@ -58,24 +58,15 @@ impl Index {
 pub struct MemorySource {
     schema: TableSchema,
     primary: HashMap<Vec<Value>, Row>,
-    /// The primary-key columns form the range `pk_run` of a row (true for
-    /// the usual leading key), so a row's key is a slice of it.
-    pk_run: Option<core::ops::Range<usize>>,
     indexes: Vec<Index>,
 }
 
 impl MemorySource {
     /// An empty table.
     pub fn new(schema: TableSchema) -> MemorySource {
-        let pk = schema.primary_key();
-        let pk_run = pk
-            .first()
-            .filter(|&&first| pk.iter().enumerate().all(|(i, &c)| c == first + i))
-            .map(|&first| first..first + pk.len());
         MemorySource {
             schema,
             primary: HashMap::new(),
-            pk_run,
             indexes: Vec::new(),
         }
     }
@@ -151,8 +142,8 @@ impl MemorySource {
 
     /// Takes out the row stored under `row`'s key, from every index too.
     fn take(&mut self, row: &[Value]) -> Option<Row> {
-        let stored = match &self.pk_run {
-            Some(run) => self.primary.remove(&row[run.clone()]),
+        let stored = match self.schema.key_slice(row) {
+            Some(key) => self.primary.remove(key),
             None => self.primary.remove(self.schema.key_of(row).as_slice()),
         }?;
         for ix in &mut self.indexes {
