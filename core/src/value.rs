@@ -270,6 +270,13 @@ impl From<Vec<Value>> for Row {
     }
 }
 
+impl<const N: usize> From<[Value; N]> for Row {
+    /// A row from a fixed number of cells, in one allocation.
+    fn from(cells: [Value; N]) -> Self {
+        Row(Arc::from(cells))
+    }
+}
+
 impl fmt::Debug for Row {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(self.0.iter()).finish()

@@ -78,7 +78,7 @@ pub(crate) struct Join {
 
 /// The synthetic row holding an aggregate value.
 pub(crate) fn aggregate_row(v: Value) -> Row {
-    Row::new(alloc::vec![Value::Int(0), v])
+    Row::from([Value::Int(0), v])
 }
 
 /// Equal and of the same variant (an integer sum that becomes a float sum of

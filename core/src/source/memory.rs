@@ -23,27 +23,54 @@ struct Index {
     partitions: HashMap<Vec<Value>, BTreeSet<SortedRow>>,
 }
 
+/// Calls `f` with a row's partition key for `constraint` columns, borrowed
+/// from the row when there is at most one column (no copy).
+fn with_partition_key<R>(constraint: &[usize], row: &[Value], f: impl FnOnce(&[Value]) -> R) -> R {
+    match constraint {
+        [] => f(&[]),
+        [c] => f(core::slice::from_ref(&row[*c])),
+        _ => f(&constraint
+            .iter()
+            .map(|&c| row[c].clone())
+            .collect::<Vec<_>>()),
+    }
+}
+
 impl Index {
     fn key_of(&self, row: &[Value]) -> Vec<Value> {
         self.constraint.iter().map(|&c| row[c].clone()).collect()
     }
 
     fn insert(&mut self, row: &Row) {
-        let key = self.key_of(row);
-        self.partitions
-            .entry(key)
-            .or_default()
-            .insert(SortedRow::new(row.clone(), &self.order));
+        let entry = SortedRow::new(row.clone(), &self.order);
+        let partitions = &mut self.partitions;
+        let inserted = with_partition_key(&self.constraint, row, |k| match partitions.get_mut(k) {
+            Some(set) => {
+                set.insert(entry);
+                None
+            }
+            None => Some(entry),
+        });
+        if let Some(entry) = inserted {
+            // A new partition: its key is copied once, here.
+            self.partitions
+                .entry(self.key_of(row))
+                .or_default()
+                .insert(entry);
+        }
     }
 
     fn remove(&mut self, row: &Row) {
-        let key = self.key_of(row);
-        if let Some(set) = self.partitions.get_mut(&key) {
-            set.remove(&SortedRow::new(row.clone(), &self.order));
-            if set.is_empty() {
-                self.partitions.remove(&key);
+        let probe = SortedRow::new(row.clone(), &self.order);
+        let partitions = &mut self.partitions;
+        with_partition_key(&self.constraint, row, |k| {
+            if let Some(set) = partitions.get_mut(k) {
+                set.remove(&probe);
+                if set.is_empty() {
+                    partitions.remove(k);
+                }
             }
-        }
+        });
     }
 }
 
