@@ -304,7 +304,7 @@ impl SimpleOp {
     ];
 
     /// The wire spelling.
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             SimpleOp::Eq => "=",
             SimpleOp::Ne => "!=",

@@ -140,22 +140,16 @@ impl<'de> Deserialize<'de> for Condition {
     }
 }
 
-const SIMPLE_OPS: &[&str] = &[
-    "=",
-    "!=",
-    "<",
-    "<=",
-    ">",
-    ">=",
-    "IS",
-    "IS NOT",
-    "LIKE",
-    "NOT LIKE",
-    "ILIKE",
-    "NOT ILIKE",
-    "IN",
-    "NOT IN",
-];
+/// Every operator's wire spelling, for "expected one of" errors.
+const SIMPLE_OPS: &[&str] = &{
+    let mut names = [""; SimpleOp::ALL.len()];
+    let mut i = 0;
+    while i < names.len() {
+        names[i] = SimpleOp::ALL[i].as_str();
+        i += 1;
+    }
+    names
+};
 const EXISTS_OPS: &[&str] = &["EXISTS", "NOT EXISTS"];
 
 #[derive(Deserialize)]
