@@ -1,4 +1,4 @@
-//! The in-memory source: rows in ordered sets, one index per requested order.
+//! The in-memory source: rows in a hash map by key, one ordered index per requested order.
 
 use alloc::collections::BTreeSet;
 use alloc::sync::Arc;
