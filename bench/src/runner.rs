@@ -3,15 +3,13 @@
 //! (write transaction, commit, delivered update), and the baseline: the
 //! same rows in an in-memory SQLite database, re-queried after every write.
 
-use std::cell::RefCell;
 use std::hint::black_box;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use rindle_core::{Engine, MemoryCatalog, Node, QueryEvent, QueryId, SourceChange, View};
-use rindle_replica::{Backend, Db, QueryHandle, Update};
+use rindle_replica::{Backend, Db};
 use rindle_testkit::IssueTracker;
-use rindle_testkit::backends::sql_value;
+use rindle_testkit::backends::{ViewFeed, sql_value};
 use rusqlite::{Connection, params_from_iter};
 
 use crate::workload::{BASELINE_INDEXES, Workload};
@@ -173,77 +171,21 @@ impl Runner for MemoryRunner {
     }
 }
 
-/// A view kept by a `Db`'s subscription.
-struct LiveView<B: Backend> {
-    // The handle drops before the view it feeds.
-    _handle: QueryHandle<B>,
-    view: Rc<RefCell<Option<View>>>,
-    updates: Rc<RefCell<Vec<Update>>>,
-}
-
-/// Applies delivered updates; true when one changed the view.
-fn apply(
-    view: &Rc<RefCell<Option<View>>>,
-    updates: &Rc<RefCell<Vec<Update>>>,
-) -> Result<bool, BenchError> {
-    let mut view = view.borrow_mut();
-    let mut changed = false;
-    for u in updates.borrow_mut().drain(..) {
-        match u {
-            Update::Hydrated { changes, .. } => {
-                let format = match view.as_ref() {
-                    Some(v) => v.format().clone(),
-                    None => return Err(err("no view")),
-                };
-                let mut fresh = View::new(format);
-                fresh.apply_all(&changes).map_err(err)?;
-                *view = Some(fresh);
-            }
-            Update::Changed { changes, .. } => {
-                changed |= !changes.is_empty();
-                view.as_mut()
-                    .ok_or_else(|| err("no view"))?
-                    .apply_all(&changes)
-                    .map_err(err)?;
-            }
-            Update::Faulted { message, .. } => return Err(err(message)),
-            _ => {}
-        }
-    }
-    if let Some(v) = view.as_mut() {
-        v.flush();
-    }
-    Ok(changed)
-}
-
 /// `Db` over a backend: every write is a committed transaction whose update
 /// reaches the subscriber's view.
 pub struct DbRunner<B: Backend> {
     name: &'static str,
     db: Db<B>,
     workload: Workload,
-    live: Option<LiveView<B>>,
+    live: Option<ViewFeed<B>>,
     next: u64,
     // Keeps the database files until the runner goes.
     _dir: tempfile::TempDir,
 }
 
 impl<B: Backend> DbRunner<B> {
-    fn subscribe(&self, id: QueryId) -> Result<LiveView<B>, BenchError> {
-        let handle = self.db.query(id, &self.workload.ast).map_err(err)?;
-        let format = handle.format().map_err(err)?;
-        let view = Rc::new(RefCell::new(Some(View::new(format))));
-        let updates: Rc<RefCell<Vec<Update>>> = Rc::default();
-        let sink = updates.clone();
-        handle
-            .subscribe(move |u| sink.borrow_mut().push(u.clone()))
-            .map_err(err)?;
-        apply(&view, &updates)?;
-        Ok(LiveView {
-            _handle: handle,
-            view,
-            updates,
-        })
+    fn subscribe(&self, id: QueryId) -> Result<ViewFeed<B>, BenchError> {
+        ViewFeed::new(self.db.query(id, &self.workload.ast).map_err(err)?).map_err(err)
     }
 
     fn write(&mut self, add: bool) -> Result<bool, BenchError> {
@@ -256,8 +198,10 @@ impl<B: Backend> DbRunner<B> {
             tx.delete_key(w.change.table, &key_of(w)).map_err(err)?;
         }
         tx.commit().map_err(err)?;
-        let live = self.live.as_ref().ok_or_else(|| err("no live view"))?;
-        apply(&live.view, &live.updates)
+        let live = self.live.as_mut().ok_or_else(|| err("no live view"))?;
+        let changed = !live.apply().map_err(err)?.is_empty();
+        live.view_mut().flush();
+        Ok(changed)
     }
 }
 
@@ -271,7 +215,7 @@ impl<B: Backend> Runner for DbRunner<B> {
         self.next += 1;
         let t0 = Instant::now();
         let live = self.subscribe(id)?;
-        let rows = read_view(live.view.borrow().as_ref().ok_or_else(|| err("no view"))?);
+        let rows = read_view(live.view());
         let took = t0.elapsed();
         drop(live);
         Ok((took, rows))

@@ -273,13 +273,69 @@ impl Driver for InMemory {
     }
 }
 
-struct Live<B: Backend> {
-    // Field order matters: the handle must drop before the database.
+/// A query's subscription applied to a view: each commit's updates wait in
+/// a buffer until [`ViewFeed::apply`] moves them into the view.
+pub struct ViewFeed<B: Backend> {
     _handle: QueryHandle<B>,
+    view: View,
+    updates: Rc<RefCell<Vec<Update>>>,
+}
+
+impl<B: Backend> ViewFeed<B> {
+    /// Subscribes to the query and applies its hydration.
+    pub fn new(handle: QueryHandle<B>) -> Result<ViewFeed<B>, SubjectError> {
+        let format = handle.format().map_err(err)?;
+        let updates: Rc<RefCell<Vec<Update>>> = Rc::default();
+        let sink = updates.clone();
+        handle
+            .subscribe(move |u| sink.borrow_mut().push(u.clone()))
+            .map_err(err)?;
+        let mut feed = ViewFeed {
+            _handle: handle,
+            view: View::new(format),
+            updates,
+        };
+        feed.apply()?;
+        Ok(feed)
+    }
+
+    /// Applies the delivered updates to the view; returns the changes of the
+    /// `Changed` ones. A fault or an unexpected update is an error.
+    pub fn apply(&mut self) -> Result<Vec<Change>, SubjectError> {
+        let mut changed = Vec::new();
+        for u in self.updates.borrow_mut().drain(..) {
+            match u {
+                Update::Hydrated { changes, .. } => self.view.apply_all(&changes).map_err(err)?,
+                Update::Changed { changes, .. } => {
+                    self.view.apply_all(&changes).map_err(err)?;
+                    changed.extend(changes);
+                }
+                Update::Faulted { message, .. } => {
+                    return Err(SubjectError(format!("faulted: {message}")));
+                }
+                other => return Err(SubjectError(format!("unexpected {other:?}"))),
+            }
+        }
+        Ok(changed)
+    }
+
+    /// The view.
+    pub fn view(&self) -> &View {
+        &self.view
+    }
+
+    /// The view, mutably (to flush it, say).
+    pub fn view_mut(&mut self) -> &mut View {
+        &mut self.view
+    }
+}
+
+struct Live<B: Backend> {
+    // Field order matters: the subscription's handle must drop before the
+    // database.
+    feed: ViewFeed<B>,
     db: Db<B>,
     _dir: TempDir,
-    view: Rc<RefCell<Option<View>>>,
-    updates: Rc<RefCell<Vec<Update>>>,
     tables: Vec<TableData>,
     model: Model,
     /// The changes delivered by the last step.
@@ -316,31 +372,6 @@ fn err(e: impl std::fmt::Display) -> SubjectError {
     SubjectError::from_display(e)
 }
 
-/// Applies the delivered updates to the view; returns the changes of the
-/// `Changed` ones.
-fn apply_updates(
-    view: &Rc<RefCell<Option<View>>>,
-    updates: &Rc<RefCell<Vec<Update>>>,
-) -> Result<Vec<Change>, SubjectError> {
-    let mut view = view.borrow_mut();
-    let view = view.as_mut().ok_or_else(|| err("no view"))?;
-    let mut changed = Vec::new();
-    for u in updates.borrow_mut().drain(..) {
-        match u {
-            Update::Hydrated { changes, .. } => view.apply_all(&changes).map_err(err)?,
-            Update::Changed { changes, .. } => {
-                view.apply_all(&changes).map_err(err)?;
-                changed.extend(changes);
-            }
-            Update::Faulted { message, .. } => {
-                return Err(SubjectError(format!("faulted: {message}")));
-            }
-            other => return Err(SubjectError(format!("unexpected {other:?}"))),
-        }
-    }
-    Ok(changed)
-}
-
 impl<D: Driver> DbSubject<D> {
     /// The changes the last step delivered (already applied to the view).
     pub fn last_changes(&self) -> &[Change] {
@@ -358,22 +389,12 @@ impl<D: Driver> Subject for DbSubject<D> {
         let dir = tempfile::tempdir().map_err(err)?;
         let db = D::open(dir.path())?;
         D::create(&db, tables)?;
-        let handle = db.query(QueryId(1), query).map_err(err)?;
-        let format = handle.format().map_err(err)?;
-        let view = Rc::new(RefCell::new(Some(View::new(format))));
-        let updates: Rc<RefCell<Vec<Update>>> = Rc::default();
-        let sink = updates.clone();
-        handle
-            .subscribe(move |u| sink.borrow_mut().push(u.clone()))
-            .map_err(err)?;
-        apply_updates(&view, &updates)?;
-        let out = view_json(view.borrow().as_ref().ok_or_else(|| err("no view"))?);
+        let feed = ViewFeed::new(db.query(QueryId(1), query).map_err(err)?)?;
+        let out = view_json(feed.view());
         self.live = Some(Live {
-            _handle: handle,
+            feed,
             db,
             _dir: dir,
-            view,
-            updates,
             tables: tables.to_vec(),
             model,
             last: Vec::new(),
@@ -396,8 +417,7 @@ impl<D: Driver> Subject for DbSubject<D> {
             D::write(&mut wtx, t, w, &row, old.as_ref())?;
         }
         wtx.commit().map_err(err)?;
-        live.last = apply_updates(&live.view, &live.updates)?;
-        let view = live.view.borrow();
-        Ok(view_json(view.as_ref().ok_or_else(|| err("no view"))?))
+        live.last = live.feed.apply()?;
+        Ok(view_json(live.feed.view()))
     }
 }

@@ -29,18 +29,16 @@ fn with_partition_key<R>(constraint: &[usize], row: &[Value], f: impl FnOnce(&[V
     match constraint {
         [] => f(&[]),
         [c] => f(core::slice::from_ref(&row[*c])),
-        _ => f(&constraint
-            .iter()
-            .map(|&c| row[c].clone())
-            .collect::<Vec<_>>()),
+        _ => f(&partition_key(constraint, row)),
     }
 }
 
-impl Index {
-    fn key_of(&self, row: &[Value]) -> Vec<Value> {
-        self.constraint.iter().map(|&c| row[c].clone()).collect()
-    }
+/// A row's partition key for `constraint` columns, copied.
+fn partition_key(constraint: &[usize], row: &[Value]) -> Vec<Value> {
+    constraint.iter().map(|&c| row[c].clone()).collect()
+}
 
+impl Index {
     fn insert(&mut self, row: &Row) {
         let entry = SortedRow::new(row.clone(), &self.order);
         let partitions = &mut self.partitions;
@@ -54,7 +52,7 @@ impl Index {
         if let Some(entry) = inserted {
             // A new partition: its key is copied once, here.
             self.partitions
-                .entry(self.key_of(row))
+                .entry(partition_key(&self.constraint, row))
                 .or_default()
                 .insert(entry);
         }
