@@ -32,7 +32,7 @@ use crate::operator::join::{Attach, Join};
 use crate::operator::reduce::AggKind;
 use crate::operator::skip::Skip;
 use crate::operator::take::Take;
-use crate::ordering::SortOrder;
+use crate::ordering::{SortOrder, sorted_columns};
 use crate::predicate::Predicate;
 use crate::schema::{Column, ColumnType, TableSchema};
 use crate::source::{Catalog, TableId};
@@ -203,10 +203,7 @@ fn column(schema: &TableSchema, name: &str, place: &'static str) -> Result<usize
 }
 
 fn sorted(cols: &[usize]) -> Vec<usize> {
-    let mut v = cols.to_vec();
-    v.sort_unstable();
-    v.dedup();
-    v
+    sorted_columns(cols.to_vec())
 }
 
 fn has_exists(c: &Condition) -> bool {
@@ -398,9 +395,7 @@ impl Builder<'_> {
                     .map(|n| column(schema, n, "select"))
                     .collect::<Result<_, _>>()?;
                 keep.extend_from_slice(schema.primary_key());
-                keep.sort_unstable();
-                keep.dedup();
-                Ok(keep)
+                Ok(sorted_columns(keep))
             }
         }
     }

@@ -9,15 +9,15 @@
 //! columns show as their text; a non-finite float is whatever the format makes
 //! of one (null, in serde_json).
 
-use alloc::borrow::Cow;
 use alloc::vec::Vec;
-use core::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer};
 use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
 
 use crate::build::{LevelKind, ViewFormat};
 use crate::change::{Change, Node};
+use crate::read::{self, Json, ReadError};
 use crate::schema::TableSchema;
 use crate::value::{Row, Value};
 
@@ -178,7 +178,8 @@ impl Serialize for ChangeJson<'_> {
 /// name (a missing column is null; an unknown one is an error) or an array of
 /// cells in column order. Cells are scalars ([`Value`]'s own form); a JSON
 /// column's value is its text. Types, nullability and width are not checked
-/// here: [`TableSchema::check_row`] does that where the row is used.
+/// here: [`TableSchema::check_row`] does that where the row is used. The value
+/// is read as a [`Json`] tree and then by [`RowSeed::read`].
 ///
 /// ```
 /// use rindle_core::{Column, ColumnType, RowSeed, TableSchema, Value, row};
@@ -203,57 +204,46 @@ impl<'a> RowSeed<'a> {
     pub fn new(schema: &'a TableSchema) -> RowSeed<'a> {
         RowSeed { schema }
     }
+
+    /// Reads a row from a JSON tree.
+    pub fn read(self, v: &Json) -> Result<Row, ReadError> {
+        let columns = self.schema.columns();
+        match v {
+            Json::Array(_) => read::list(v, read::value).map(Row::new),
+            Json::Object(pairs) => {
+                let mut cells: Vec<Option<Value>> = alloc::vec![None; columns.len()];
+                for (name, cell) in pairs {
+                    let Some(i) = columns.iter().position(|c| c.name == *name) else {
+                        return Err(ReadError::new(format_args!(
+                            "unknown column `{name}` in table `{}`",
+                            self.schema.name()
+                        )));
+                    };
+                    if cells[i].is_some() {
+                        return Err(ReadError::new(format_args!("column `{name}` given twice")));
+                    }
+                    cells[i] = Some(read::value(cell).map_err(|e| e.in_field(name))?);
+                }
+                Ok(Row::new(
+                    cells
+                        .into_iter()
+                        .map(|c| c.unwrap_or(Value::Null))
+                        .collect(),
+                ))
+            }
+            other => Err(ReadError::invalid(
+                other,
+                "a row: an object keyed by column name or an array of cells",
+            )),
+        }
+    }
 }
 
 impl<'de> DeserializeSeed<'de> for RowSeed<'_> {
     type Value = Row;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Row, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for RowSeed<'_> {
-    type Value = Row;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "a row of `{}`: an object keyed by column name or an array of cells",
-            self.schema.name()
-        )
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Row, A::Error> {
-        let mut cells = Vec::with_capacity(self.schema.columns().len());
-        while let Some(v) = seq.next_element::<Value>()? {
-            cells.push(v);
-        }
-        Ok(Row::new(cells))
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Row, A::Error> {
-        let columns = self.schema.columns();
-        let mut cells: Vec<Option<Value>> = alloc::vec![None; columns.len()];
-        while let Some(name) = map.next_key::<Cow<'de, str>>()? {
-            let Some(i) = columns.iter().position(|c| c.name == *name) else {
-                return Err(de::Error::custom(format_args!(
-                    "unknown column `{name}` in table `{}`",
-                    self.schema.name()
-                )));
-            };
-            if cells[i].is_some() {
-                return Err(de::Error::custom(format_args!(
-                    "column `{name}` given twice"
-                )));
-            }
-            cells[i] = Some(map.next_value::<Value>()?);
-        }
-        Ok(Row::new(
-            cells
-                .into_iter()
-                .map(|c| c.unwrap_or(Value::Null))
-                .collect(),
-        ))
+        let tree = Json::deserialize(d)?;
+        self.read(&tree).map_err(de::Error::custom)
     }
 }

@@ -60,6 +60,7 @@ mod operator;
 mod ordering;
 mod predicate;
 pub mod protocol;
+pub mod read;
 mod schema;
 mod source;
 mod value;
@@ -79,6 +80,7 @@ pub use error::{
 pub use json::{ChangeJson, ResultJson, RowSeed};
 pub use ordering::SortOrder;
 pub use predicate::{CompareOp, LikePattern, Predicate};
+pub use read::{Json, ReadError};
 pub use schema::{Column, ColumnType, TableSchema};
 pub use source::{
     Catalog, FetchRequest, MemoryCatalog, MemorySource, Source, Start, StartBasis, TableId,

@@ -73,6 +73,20 @@ impl SortOrder {
     }
 }
 
+/// Column positions sorted ascending without repeats. (Column lists are
+/// short: an insertion sort, rather than another instance of the slice sort.)
+pub(crate) fn sorted_columns(mut cols: Vec<usize>) -> Vec<usize> {
+    for i in 1..cols.len() {
+        let mut j = i;
+        while j > 0 && cols[j - 1] > cols[j] {
+            cols.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    cols.dedup();
+    cols
+}
+
 /// A row keyed by a shared order, so rows can live in ordered maps without
 /// copying their sort values.
 #[derive(Clone, Debug)]

@@ -17,10 +17,11 @@ use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::cmp::Ordering;
 
-use crate::ast::{Condition, Literal, SimpleOp, ValuePosition};
+use crate::ast::{Condition, Direction, Literal, SimpleOp, ValuePosition};
 use crate::error::BuildError;
+use crate::ordering::SortOrder;
 use crate::schema::TableSchema;
-use crate::value::Value;
+use crate::value::{Row, Value};
 
 /// A comparison operator of [`Predicate::Compare`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -367,8 +368,14 @@ fn compile_simple(
     let list = |negated: bool| -> Result<Predicate, BuildError> {
         match lit {
             Literal::List(vs) => {
-                let mut values: Vec<Value> = vs.iter().filter(|v| !v.is_null()).cloned().collect();
-                values.sort();
+                // Sorted through the engine's one row sort (as one-cell rows).
+                let mut rows: Vec<Row> = vs
+                    .iter()
+                    .filter(|v| !v.is_null())
+                    .map(|v| Row::from([v.clone()]))
+                    .collect();
+                SortOrder::new(alloc::vec![(0, Direction::Asc)]).sort_rows(&mut rows, false);
+                let mut values: Vec<Value> = rows.iter().map(|r| r[0].clone()).collect();
                 values.dedup();
                 Ok(Predicate::In {
                     column,

@@ -4,13 +4,15 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+
+use crate::read::{self, Json, Object, ReadError};
 
 use crate::error::{ChangeError, SchemaError};
 use crate::value::{Row, Value};
 
 /// The declared type of a column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
 pub enum ColumnType {
@@ -54,8 +56,8 @@ impl fmt::Display for ColumnType {
 }
 
 /// One column of a table.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Column {
     /// The column name.
     pub name: String,
@@ -63,13 +65,41 @@ pub struct Column {
     #[serde(rename = "type")]
     pub ty: ColumnType,
     /// Whether null is allowed. Primary-key columns never are.
-    #[serde(default = "yes")]
     pub nullable: bool,
 }
 
-fn yes() -> bool {
-    true
+/// The wire spellings of the column types, in declaration order.
+const TYPE_NAMES: &[&str] = &["integer", "real", "text", "boolean", "json"];
+const TYPES: [ColumnType; 5] = [
+    ColumnType::Integer,
+    ColumnType::Real,
+    ColumnType::Text,
+    ColumnType::Boolean,
+    ColumnType::Json,
+];
+
+impl ColumnType {
+    /// Reads a type from its wire name (`"integer"`, `"real"`, `"text"`,
+    /// `"boolean"`, `"json"`).
+    pub fn from_json(v: &Json) -> Result<ColumnType, ReadError> {
+        read::one_of(v, "column type", TYPE_NAMES).map(|i| TYPES[i])
+    }
 }
+
+impl Column {
+    /// Reads `{"name", "type", "nullable"}` (nullable defaults to true).
+    pub fn from_json(v: &Json) -> Result<Column, ReadError> {
+        let f = Object::new(v, "a column object", &["name", "type", "nullable"])?;
+        Ok(Column {
+            name: f.need("name", read::string)?,
+            ty: f.need("type", ColumnType::from_json)?,
+            nullable: f.field("nullable", read::boolean)?.unwrap_or(true),
+        })
+    }
+}
+
+read::deserialize_via_tree!(ColumnType, ColumnType::from_json);
+read::deserialize_via_tree!(Column, Column::from_json);
 
 impl Column {
     /// A nullable column.

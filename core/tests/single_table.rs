@@ -211,7 +211,7 @@ fn primary_key_edit_is_remove_then_add() {
             .table("issue")
             .unwrap()
             .rows()
-            .eq([&row![5, 1, 10]])
+            .eq([row![5, 1, 10]])
     );
 }
 
@@ -274,13 +274,7 @@ fn start_inclusive_and_exclusive() {
 // ------------------------------------------------------------ validation
 
 fn snapshot(engine: &Engine<MemoryCatalog>) -> Vec<Row> {
-    engine
-        .catalog()
-        .table("issue")
-        .unwrap()
-        .rows()
-        .cloned()
-        .collect()
+    engine.catalog().table("issue").unwrap().rows().collect()
 }
 
 #[test]

@@ -35,7 +35,7 @@ fn memory_and_sqlite_hold_the_same_rows() {
     let mut conn = rusqlite::Connection::open_in_memory().unwrap();
     d.load_sqlite(&mut conn).unwrap();
     for schema in IssueTracker::schemas() {
-        let mem: Vec<Row> = cat.table(schema.name()).unwrap().rows().cloned().collect();
+        let mem: Vec<Row> = cat.table(schema.name()).unwrap().rows().collect();
         let mut stmt = conn
             .prepare(&format!("SELECT * FROM \"{}\" ORDER BY id", schema.name()))
             .unwrap();

@@ -23,12 +23,11 @@ use alloc::vec::Vec;
 use core::fmt::Display;
 
 use js_sys::{Array, JSON, Object, Reflect};
+use rindle_core::read::{self, ReadError};
 use rindle_core::{
-    Ast, Catalog, MemoryCatalog, QueryEvent, QueryId, ResultJson, Row, RowSeed, SourceChange,
+    Ast, Catalog, Json, MemoryCatalog, QueryEvent, QueryId, ResultJson, Row, RowSeed, SourceChange,
     TableSchema, View,
 };
-use serde::Deserialize;
-use serde::de::DeserializeSeed;
 use wasm_bindgen::prelude::*;
 
 /// A JS `Error` with a `kind`.
@@ -43,7 +42,7 @@ const MAX_DEPTH: u32 = 128;
 
 /// A JS value as a JSON tree; a string is taken as JSON text. JS parses the
 /// text and Rust walks the objects, so the module carries no JSON parser.
-fn json_tree(v: &JsValue) -> Result<serde_json::Value, JsValue> {
+fn json_tree(v: &JsValue) -> Result<Json, JsValue> {
     match v.as_string() {
         Some(text) => {
             let parsed = JSON::parse(&text).map_err(|e| {
@@ -59,45 +58,49 @@ fn json_tree(v: &JsValue) -> Result<serde_json::Value, JsValue> {
     }
 }
 
-fn walk(v: &JsValue, depth: u32) -> Result<serde_json::Value, JsValue> {
-    use serde_json::Value as J;
+fn walk(v: &JsValue, depth: u32) -> Result<Json, JsValue> {
     if depth > MAX_DEPTH {
         return Err(error("json", "the value is nested too deeply"));
     }
     if v.is_null() {
-        return Ok(J::Null);
+        return Ok(Json::Null);
     }
     if let Some(b) = v.as_bool() {
-        return Ok(J::Bool(b));
+        return Ok(Json::Bool(b));
     }
     if let Some(x) = v.as_f64() {
         // JS has one number type: integral values within 2^53 are integers.
         if js_sys::Number::is_safe_integer(v) {
-            return Ok(J::from(x as i64));
+            return Ok(Json::Int(x as i64));
         }
-        return serde_json::Number::from_f64(x)
-            .map(J::Number)
-            .ok_or_else(|| error("json", "NaN and infinities are not JSON"));
+        if !x.is_finite() {
+            return Err(error("json", "NaN and infinities are not JSON"));
+        }
+        return Ok(Json::Float(x));
     }
     if let Some(s) = v.as_string() {
-        return Ok(J::String(s));
+        return Ok(Json::Text(s));
     }
     if Array::is_array(v) {
         let array: &Array = v.unchecked_ref();
-        return array.iter().map(|x| walk(&x, depth + 1)).collect();
+        return array
+            .iter()
+            .map(|x| walk(&x, depth + 1))
+            .collect::<Result<_, _>>()
+            .map(Json::Array);
     }
     if v.is_object() && !v.is_function() {
         let object: &Object = v.unchecked_ref();
-        let mut map = serde_json::Map::new();
+        let mut pairs = Vec::new();
         for key in Object::keys(object).iter() {
             let value = Reflect::get(object, &key)?;
             if value.is_undefined() {
                 continue; // as JSON.stringify leaves such keys out
             }
             let name = key.as_string().unwrap_or_default();
-            map.insert(name, walk(&value, depth + 1)?);
+            pairs.push((name, walk(&value, depth + 1)?));
         }
-        return Ok(J::Object(map));
+        return Ok(Json::Object(pairs));
     }
     Err(error(
         "json",
@@ -105,32 +108,47 @@ fn walk(v: &JsValue, depth: u32) -> Result<serde_json::Value, JsValue> {
     ))
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(v: &JsValue, what: &str) -> Result<T, JsValue> {
+/// Reads a JS value with a core reader; `what` names it in errors.
+fn parse<T>(
+    v: &JsValue,
+    what: &str,
+    read: fn(&Json) -> Result<T, ReadError>,
+) -> Result<T, JsValue> {
     let tree = json_tree(v)?;
-    T::deserialize(&tree).map_err(|e| error("json", format_args!("{what}: {e}")))
+    read(&tree).map_err(|e| error("json", format_args!("{what}: {e}")))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// `{name, columns, primaryKey}`.
 struct TableDef {
     name: String,
     columns: Vec<rindle_core::Column>,
     primary_key: Vec<String>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Push {
-    op: Op,
-    row: serde_json::Value,
+fn table_def(v: &Json) -> Result<TableDef, ReadError> {
+    let f = read::Object::new(v, "a table object", &["name", "columns", "primaryKey"])?;
+    Ok(TableDef {
+        name: f.need("name", read::string)?,
+        columns: f.need("columns", |v| read::list(v, rindle_core::Column::from_json))?,
+        primary_key: f.need("primaryKey", read::strings)?,
+    })
 }
 
-#[derive(Deserialize, Clone, Copy)]
-#[serde(rename_all = "lowercase")]
-enum Op {
-    Add,
-    Remove,
-    Edit,
+/// `{op: "add" | "remove" | "edit", row}`.
+struct Push {
+    op: usize,
+    row: Json,
+}
+
+const ADD: usize = 0;
+const REMOVE: usize = 1;
+
+fn push_def(v: &Json) -> Result<Push, ReadError> {
+    let f = read::Object::new(v, "a change object", &["op", "row"])?;
+    Ok(Push {
+        op: f.need("op", |v| read::one_of(v, "op", &["add", "remove", "edit"]))?,
+        row: f.need("row", |v| Ok(v.clone()))?,
+    })
 }
 
 /// An engine over in-memory tables, with its views.
@@ -164,9 +182,9 @@ impl Engine {
             .ok_or_else(|| error("schema", format_args!("no table `{table}`")))
     }
 
-    fn row(schema: &TableSchema, json: &serde_json::Value) -> Result<Row, JsValue> {
+    fn row(schema: &TableSchema, json: &Json) -> Result<Row, JsValue> {
         let row = RowSeed::new(schema)
-            .deserialize(json)
+            .read(json)
             .map_err(|e| error("row", e))?;
         schema.check_row(&row).map_err(|e| error("row", e))?;
         Ok(schema.normalize(row))
@@ -217,7 +235,7 @@ impl Engine {
     /// with its initial rows (objects by column name or arrays).
     #[wasm_bindgen(js_name = addTable)]
     pub fn add_table(&mut self, schema: JsValue, rows: JsValue) -> Result<(), JsValue> {
-        let def: TableDef = parse(&schema, "table")?;
+        let def = parse(&schema, "table", table_def)?;
         let pk: Vec<&str> = def.primary_key.iter().map(String::as_str).collect();
         let schema =
             TableSchema::new(&def.name, def.columns, &pk).map_err(|e| error("schema", e))?;
@@ -225,7 +243,7 @@ impl Engine {
             Vec::new()
         } else {
             match json_tree(&rows)? {
-                serde_json::Value::Array(rows) => rows,
+                Json::Array(rows) => rows,
                 _ => return Err(error("json", "rows: expected an array of rows")),
             }
         };
@@ -247,7 +265,7 @@ impl Engine {
             // Initial rows go in before any view reads the table.
             self.engine
                 .catalog_mut()
-                .insert(&def.name, row.clone())
+                .insert(&def.name, row)
                 .map_err(|e| error("row", e))?;
         }
         Ok(())
@@ -255,7 +273,7 @@ impl Engine {
 
     /// Builds and hydrates a view from AST JSON; returns its id.
     pub fn view(&mut self, ast: JsValue) -> Result<u32, JsValue> {
-        let ast: Ast = parse(&ast, "query")?;
+        let ast = parse(&ast, "query", Ast::from_json)?;
         let id =
             u32::try_from(self.views.len() + 1).map_err(|_| error("view", "too many views"))?;
         let nodes = self
@@ -289,17 +307,17 @@ impl Engine {
     /// columns suffice) or `{op: "edit", row}` (the new row; the old one is
     /// found by key). Views are updated now; listeners run at `flush`.
     pub fn push(&mut self, table: &str, change: JsValue) -> Result<(), JsValue> {
-        let push: Push = parse(&change, "change")?;
+        let push = parse(&change, "change", push_def)?;
         let schema = self.schema(table)?;
         let change = match push.op {
-            Op::Add => SourceChange::Add(Engine::row(&schema, &push.row)?),
-            Op::Remove => {
+            ADD => SourceChange::Add(Engine::row(&schema, &push.row)?),
+            REMOVE => {
                 let probe = RowSeed::new(&schema)
-                    .deserialize(&push.row)
+                    .read(&push.row)
                     .map_err(|e| error("row", e))?;
                 SourceChange::Remove(self.stored(&schema, &probe)?)
             }
-            Op::Edit => {
+            _ => {
                 let new = Engine::row(&schema, &push.row)?;
                 SourceChange::Edit {
                     old: self.stored(&schema, &new)?,

@@ -4,13 +4,14 @@
 //! camelCase keys, only `table` required, absent fields defaulted, and serializers
 //! leaving out empty, false and absent fields. JSON key order never matters. Any
 //! unknown key, unknown tag or malformed value is refused by deserialization with
-//! an error that names it.
+//! an error that names it and its path. Deserialization reads a [`crate::Json`]
+//! tree and hands it to one plain reader ([`Ast::from_json`]).
 //!
 //! The AST is only syntax: whether it names real tables and columns, and whether
 //! its shape is supported, is decided by lowering ([`crate::build_pipeline`]).
 
 mod builder;
-mod wire;
+mod read;
 
 pub use builder::{Query, and, col, exists, not_exists, or};
 
@@ -19,9 +20,8 @@ use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
-use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
-use serde::{Deserialize, Serialize};
 
 use crate::value::Value;
 
@@ -30,51 +30,51 @@ fn is_false(b: &bool) -> bool {
 }
 
 /// A query: one level of the AST (the root, a `related` child, or an EXISTS child).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Ast {
     /// Namespace, passed through untouched.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
     /// The source table.
     pub table: String,
     /// The relationship name when this AST is a `related` or EXISTS child.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
     /// Projection; `None` means every column. The primary key is always kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub select: Option<Vec<String>>,
     /// The filter tree.
-    #[serde(default, rename = "where", skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "where", skip_serializing_if = "Option::is_none")]
     pub where_: Option<Condition>,
     /// Child relationships materialized under each row.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub related: Vec<CorrelatedSubquery>,
     /// Page start.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub start: Option<Bound>,
     /// Row cap (per parent for a child level).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
     /// Singular result: the row or null (implies limit 1).
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(skip_serializing_if = "is_false")]
     pub one: bool,
     /// A relationship or root aggregate.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<Aggregate>,
     /// Root aggregate grouping.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub group_by: Option<Vec<String>>,
     /// Filter over root aggregate output.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub having: Option<Condition>,
     /// Ordering, as `[[column, "asc" | "desc"], ...]`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub order_by: Option<Vec<(String, Direction)>>,
 }
 
 /// A sort direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// Ascending.
@@ -84,20 +84,18 @@ pub enum Direction {
 }
 
 /// A page start: rows after (exclusive) or at-or-after the partial row.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Bound {
     /// Column values of the start position; columns of the order not named here
     /// count as null.
     pub row: BTreeMap<String, Value>,
     /// Whether the start row itself is excluded.
-    #[serde(default)]
     pub exclusive: bool,
 }
 
 /// A node of the filter tree, tagged by `type` on the wire.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum Condition {
     /// `column OP literal`.
     Simple {
@@ -125,14 +123,14 @@ pub enum Condition {
         /// The child query and its correlation.
         related: Box<CorrelatedSubquery>,
         /// Ask for the child-driven plan; results never depend on it.
-        #[serde(default, skip_serializing_if = "is_false")]
+        #[serde(skip_serializing_if = "is_false")]
         flip: bool,
     },
 }
 
 /// An operand of a simple condition.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "type", rename_all = "camelCase", deny_unknown_fields)]
+#[serde(tag = "type", rename_all = "camelCase")]
 pub enum ValuePosition {
     /// A column of the level's table.
     Column {
@@ -188,49 +186,6 @@ impl Serialize for Literal {
     }
 }
 
-impl<'de> Deserialize<'de> for Literal {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Literal, D::Error> {
-        struct LiteralVisitor;
-        impl<'de> Visitor<'de> for LiteralVisitor {
-            type Value = Literal;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a literal: null, boolean, number, string, or an array of those")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Literal, E> {
-                Ok(Literal::Scalar(Value::Null))
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Literal, E> {
-                Ok(Literal::Scalar(Value::Null))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Literal, E> {
-                Ok(Literal::Scalar(Value::Bool(v)))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Literal, E> {
-                Ok(Literal::Scalar(Value::Int(v)))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Literal, E> {
-                Ok(Literal::Scalar(
-                    i64::try_from(v).map_or(Value::Float(v as f64), Value::Int),
-                ))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Literal, E> {
-                Ok(Literal::Scalar(Value::Float(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Literal, E> {
-                Ok(Literal::Scalar(Value::text(v)))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut a: A) -> Result<Literal, A::Error> {
-                let mut vs = Vec::with_capacity(a.size_hint().unwrap_or(0).min(1024));
-                while let Some(v) = a.next_element::<Value>()? {
-                    vs.push(v);
-                }
-                Ok(Literal::List(vs))
-            }
-        }
-        d.deserialize_any(LiteralVisitor)
-    }
-}
-
 impl From<Value> for Literal {
     fn from(v: Value) -> Self {
         Literal::Scalar(v)
@@ -238,7 +193,7 @@ impl From<Value> for Literal {
 }
 
 /// The fourteen simple operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum SimpleOp {
     /// `=`
     #[serde(rename = "=")]
@@ -331,7 +286,7 @@ impl fmt::Display for SimpleOp {
 }
 
 /// EXISTS or NOT EXISTS.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 pub enum ExistsOp {
     /// At least one correlated child row.
     #[serde(rename = "EXISTS")]
@@ -342,21 +297,21 @@ pub enum ExistsOp {
 }
 
 /// A child query with its correlation to the parent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CorrelatedSubquery {
     /// Which parent columns equal which child columns.
     pub correlation: Correlation,
     /// The child query (its `alias` names the relationship).
     pub subquery: Box<Ast>,
     /// Passed through untouched (`permissions`, `client`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
 }
 
 /// Parent and child key columns, paired by position.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Correlation {
     /// Columns of the parent level's table.
     pub parent_field: Vec<String>,
@@ -390,41 +345,5 @@ impl Serialize for Aggregate {
                 m.end()
             }
         }
-    }
-}
-
-impl<'de> Deserialize<'de> for Aggregate {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Aggregate, D::Error> {
-        struct AggVisitor;
-        impl<'de> Visitor<'de> for AggVisitor {
-            type Value = Aggregate;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(r#""count", {"sum": column} or {"avg": column}"#)
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Aggregate, E> {
-                match v {
-                    "count" => Ok(Aggregate::Count),
-                    other => Err(E::unknown_variant(other, &["count", "sum", "avg"])),
-                }
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut m: A) -> Result<Aggregate, A::Error> {
-                let Some(key) = m.next_key::<String>()? else {
-                    return Err(de::Error::invalid_length(0, &self));
-                };
-                let column: String = m.next_value()?;
-                let agg = match key.as_str() {
-                    "sum" => Aggregate::Sum(column),
-                    "avg" => Aggregate::Avg(column),
-                    other => return Err(de::Error::unknown_field(other, &["sum", "avg"])),
-                };
-                if let Some(extra) = m.next_key::<String>()? {
-                    return Err(de::Error::custom(alloc::format!(
-                        "aggregate has an extra key `{extra}`"
-                    )));
-                }
-                Ok(agg)
-            }
-        }
-        d.deserialize_any(AggVisitor)
     }
 }

@@ -36,11 +36,11 @@
 //! children match among many parents). Pushes are child-driven either way.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
-use super::{Ctx, Fetch, Operator, Sink, key_of};
+use super::{Ctx, Fetch, KeyCounts, KeySet, Operator, Sink, key_of};
 use crate::change::{Change, Node};
 use crate::error::EngineError;
 use crate::ordering::SortOrder;
@@ -65,7 +65,7 @@ pub(crate) struct ExistsSub {
 }
 
 /// Net child-output row count change per correlation key, per leaf.
-type Deltas = Vec<BTreeMap<Vec<Value>, i64>>;
+type Deltas = Vec<KeyCounts>;
 
 pub(crate) struct Gate {
     input: Box<dyn Operator>,
@@ -190,7 +190,7 @@ impl Gate {
         while let Some(c) = self.input.pull(cx)? {
             parent_changes.push(c);
         }
-        let mut deltas: Deltas = self.subs.iter().map(|_| BTreeMap::new()).collect();
+        let mut deltas: Deltas = self.subs.iter().map(|_| KeyCounts::new()).collect();
         for (i, sub) in self.subs.iter_mut().enumerate() {
             while let Some(c) = sub.child.pull(cx)? {
                 let mut bump = |row: &Row, by: i64| {
@@ -212,7 +212,7 @@ impl Gate {
             }
         }
         let mut out = Vec::new();
-        let mut handled: BTreeSet<Vec<Value>> = BTreeSet::new();
+        let mut handled = KeySet::default();
         for c in parent_changes {
             match c {
                 Change::Add(n) => {
@@ -293,7 +293,7 @@ impl Gate {
         req: &Fetch,
     ) -> Result<Vec<Row>, EngineError> {
         let sub = &mut self.subs[i];
-        let mut keys: BTreeSet<Vec<Value>> = BTreeSet::new();
+        let mut keys = KeySet::default();
         sub.child.fetch(cx, &Fetch::default(), &mut |n| {
             if let Some(k) = key_of(&n.row, &sub.child_keys) {
                 keys.insert(k);

@@ -27,13 +27,20 @@ use core::ops::{Bound as RangeBound, ControlFlow};
 
 use super::join::same_value;
 use super::reduce::{Accumulator, AggKind};
-use super::{Ctx, Fetch, Operator, Sink};
+use super::{Ctx, Fetch, KeySet, Operator, Sink};
 use crate::change::{Change, Node};
 use crate::error::EngineError;
 use crate::ordering::{SortOrder, SortedRow};
 use crate::predicate::Predicate;
 use crate::source::StartBasis;
 use crate::value::{Row, Value};
+
+/// One group: its accumulator and the output row currently shown for it.
+#[derive(Default)]
+struct GroupState {
+    acc: Accumulator,
+    shown: Option<Row>,
+}
 
 pub(crate) struct Group {
     input: Box<dyn Operator>,
@@ -42,9 +49,7 @@ pub(crate) struct Group {
     column: Option<usize>,
     having: Option<Predicate>,
     out_order: Arc<SortOrder>,
-    groups: BTreeMap<Vec<Value>, Accumulator>,
-    /// The output row currently shown per group.
-    shown: BTreeMap<Vec<Value>, Row>,
+    groups: BTreeMap<Vec<Value>, GroupState>,
     visible: BTreeSet<SortedRow>,
     hydrated: bool,
     computed: u64,
@@ -68,7 +73,6 @@ impl Group {
             having,
             out_order: Arc::new(out_order),
             groups: BTreeMap::new(),
-            shown: BTreeMap::new(),
             visible: BTreeSet::new(),
             hydrated: false,
             computed: 0,
@@ -86,7 +90,7 @@ impl Group {
 
     /// The output row of a group, if it exists and passes `having`.
     fn output(&self, key: &[Value]) -> Option<Row> {
-        let acc = self.groups.get(key)?;
+        let acc = &self.groups.get(key)?.acc;
         if acc.rows() == 0 && !self.group_cols.is_empty() {
             return None;
         }
@@ -104,13 +108,14 @@ impl Group {
     }
 
     fn show(&mut self, key: Vec<Value>, row: Option<Row>) {
-        if let Some(old) = self.shown.remove(&key) {
+        let group = self.groups.entry(key).or_default();
+        if let Some(old) = group.shown.take() {
             self.visible.remove(&SortedRow::new(old, &self.out_order));
         }
         if let Some(new) = row {
             self.visible
                 .insert(SortedRow::new(new.clone(), &self.out_order));
-            self.shown.insert(key, new);
+            group.shown = Some(new);
         }
     }
 
@@ -122,7 +127,7 @@ impl Group {
                 acc.add(column.map_or(&Value::Null, |c| &n.row[c]));
                 Ok(ControlFlow::Continue(()))
             })?;
-        self.groups.insert(key.to_vec(), acc);
+        self.groups.entry(key.to_vec()).or_default().acc = acc;
         Ok(())
     }
 
@@ -133,11 +138,11 @@ impl Group {
             Ok(ControlFlow::Continue(()))
         })?;
         if self.group_cols.is_empty() {
-            self.groups.insert(Vec::new(), Accumulator::default());
+            self.groups.insert(Vec::new(), GroupState::default());
         }
         for r in &rows {
             let v = self.cell(r).clone();
-            self.groups.entry(self.key(r)).or_default().add(&v);
+            self.groups.entry(self.key(r)).or_default().acc.add(&v);
         }
         let keys: Vec<Vec<Value>> = self.groups.keys().cloned().collect();
         for k in keys {
@@ -149,7 +154,7 @@ impl Group {
     }
 
     fn compute(&mut self, cx: &Ctx<'_>) -> Result<Vec<Change>, EngineError> {
-        let mut touched = BTreeSet::new();
+        let mut touched = KeySet::default();
         while let Some(c) = self.input.pull(cx)? {
             let (old, new) = match &c {
                 Change::Add(n) => (None, Some(&n.row)),
@@ -159,29 +164,28 @@ impl Group {
             };
             if let Some(r) = old {
                 let (k, v) = (self.key(r), self.cell(r).clone());
-                self.groups.entry(k.clone()).or_default().remove(&v);
+                self.groups.entry(k.clone()).or_default().acc.remove(&v);
                 touched.insert(k);
             }
             if let Some(r) = new {
                 let (k, v) = (self.key(r), self.cell(r).clone());
-                self.groups.entry(k.clone()).or_default().add(&v);
+                self.groups.entry(k.clone()).or_default().acc.add(&v);
                 touched.insert(k);
             }
         }
         let mut out = Vec::new();
         for k in touched {
-            if self.groups.get(&k).is_some_and(Accumulator::needs_rebuild) {
+            if self.groups.get(&k).is_some_and(|g| g.acc.needs_rebuild()) {
                 self.rebuild(cx, &k)?;
             }
             let new = self.output(&k);
-            if self.groups.get(&k).is_some_and(|a| a.rows() == 0) && !self.group_cols.is_empty() {
-                self.groups.remove(&k);
-            }
-            let old = self.shown.get(&k).cloned();
             // `shown` follows the computed state; `visible` follows the pulls.
-            match &new {
-                Some(n) => self.shown.insert(k.clone(), n.clone()),
-                None => self.shown.remove(&k),
+            let old = match self.groups.get_mut(&k) {
+                Some(g) if g.acc.rows() == 0 && !self.group_cols.is_empty() => {
+                    self.groups.remove(&k).and_then(|g| g.shown)
+                }
+                Some(g) => core::mem::replace(&mut g.shown, new.clone()),
+                None => None,
             };
             match (old, new) {
                 (None, Some(n)) => out.push((k, Change::Add(Node::leaf(n)))),

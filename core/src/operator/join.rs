@@ -26,7 +26,7 @@
 //! parents on show.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeSet, VecDeque};
+use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
@@ -34,7 +34,7 @@ use core::ops::ControlFlow;
 use hashbrown::HashMap;
 
 use super::reduce::{Accumulator, AggKind};
-use super::{Ctx, Fetch, Operator, Sink, key_of};
+use super::{Ctx, Fetch, KeySet, Operator, Sink, key_of};
 use crate::change::{Change, Node};
 use crate::error::EngineError;
 use crate::value::{Row, Value};
@@ -360,7 +360,7 @@ impl Operator for Join {
             return self.parent.release(cx, constraint);
         }
         // Distinct keys, in order (a set of keys, as the gate keeps).
-        let mut leaving: BTreeSet<Vec<Value>> = BTreeSet::new();
+        let mut leaving = KeySet::default();
         self.parent.fetch(
             cx,
             &Fetch {

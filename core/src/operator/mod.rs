@@ -28,6 +28,7 @@ pub(crate) mod reduce;
 pub(crate) mod skip;
 pub(crate) mod take;
 
+use alloc::collections::{BTreeMap, btree_map};
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
@@ -36,6 +37,33 @@ use crate::error::EngineError;
 use crate::ordering::SortOrder;
 use crate::source::{Catalog, Start, StartBasis, TableId};
 use crate::value::Value;
+
+/// A count per key (a tuple of column values), in key order.
+///
+/// Every distinct key/value pair of a `BTreeMap` compiles to its own copy of
+/// the whole B-tree (some 7 kB of the browser build each), so the operators
+/// keep their key-ordered state in as few pairs as they can: this one, the
+/// group states, and the rows ordered by a sort order.
+pub(crate) type KeyCounts = BTreeMap<Vec<Value>, i64>;
+
+/// Distinct keys, iterated in key order (a [`KeyCounts`] underneath).
+#[derive(Default)]
+pub(crate) struct KeySet(KeyCounts);
+
+impl KeySet {
+    /// Adds `key`; false if it was there.
+    pub(crate) fn insert(&mut self, key: Vec<Value>) -> bool {
+        self.0.insert(key, 0).is_none()
+    }
+}
+
+impl IntoIterator for KeySet {
+    type Item = Vec<Value>;
+    type IntoIter = btree_map::IntoKeys<Vec<Value>, i64>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_keys()
+    }
+}
 
 impl Ctx<'_> {
     /// The sequence number of the push in flight, if any.

@@ -10,7 +10,7 @@ use hashbrown::HashMap;
 use super::{Catalog, FetchRequest, Source, StartBasis, TableId};
 use crate::change::SourceChange;
 use crate::error::{ChangeError, SchemaError, SourceError};
-use crate::ordering::{SortOrder, SortedRow};
+use crate::ordering::{SortOrder, SortedRow, sorted_columns};
 use crate::schema::TableSchema;
 use crate::value::{Row, Value};
 
@@ -125,15 +125,9 @@ impl MemorySource {
     }
 
     /// Every row in primary-key order.
-    pub fn rows(&self) -> impl Iterator<Item = &Row> {
-        let mut rows: Vec<&Row> = self.primary.values().collect();
-        let pk = self.schema.primary_key();
-        rows.sort_unstable_by(|a, b| {
-            pk.iter()
-                .map(|&c| a[c].cmp(&b[c]))
-                .find(|o| o.is_ne())
-                .unwrap_or(core::cmp::Ordering::Equal)
-        });
+    pub fn rows(&self) -> impl Iterator<Item = Row> + use<> {
+        let mut rows: Vec<Row> = self.primary.values().cloned().collect();
+        SortOrder::primary_key(&self.schema).sort_rows(&mut rows, false);
         rows.into_iter()
     }
 
@@ -284,9 +278,7 @@ impl Source for MemorySource {
             }
             return Ok(());
         }
-        let mut cols: Vec<usize> = req.constraint.iter().map(|(c, _)| *c).collect();
-        cols.sort_unstable();
-        cols.dedup();
+        let cols = sorted_columns(req.constraint.iter().map(|(c, _)| *c).collect());
         if let Some(ix) = self
             .indexes
             .iter()
