@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use core::fmt;
 
 use crate::schema::ColumnType;
-use crate::value::Value;
+use crate::value::{Cells, Value};
 
 /// A table schema that cannot be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -220,14 +220,19 @@ impl fmt::Display for ChangeError {
                 )
             }
             ChangeError::DuplicateKey { table, key } => {
-                write!(f, "table `{table}` already has a row with key {key:?}")
+                write!(
+                    f,
+                    "table `{table}` already has a row with key {}",
+                    Cells(key)
+                )
             }
             ChangeError::MissingRow { table, key } => {
-                write!(f, "table `{table}` has no row with key {key:?}")
+                write!(f, "table `{table}` has no row with key {}", Cells(key))
             }
             ChangeError::RowMismatch { table, key } => write!(
                 f,
-                "the old row given for key {key:?} of table `{table}` differs from the stored row"
+                "the old row given for key {} of table `{table}` differs from the stored row",
+                Cells(key)
             ),
         }
     }

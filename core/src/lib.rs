@@ -55,6 +55,7 @@ mod build;
 mod change;
 mod engine;
 mod error;
+mod float;
 mod json;
 mod operator;
 mod ordering;

@@ -84,9 +84,43 @@ impl fmt::Debug for Value {
             Value::Null => f.write_str("null"),
             Value::Bool(b) => write!(f, "{b}"),
             Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => write!(f, "{x:?}"),
-            Value::Text(s) => write!(f, "{:?}", &**s),
+            Value::Float(x) => crate::float::write(f, *x),
+            Value::Text(s) => quoted(f, s),
         }
+    }
+}
+
+/// A string in double quotes with `"`, `\` and control characters escaped
+/// (what `{:?}` prints for most strings, without the Unicode tables).
+fn quoted(f: &mut fmt::Formatter<'_>, s: &str) -> fmt::Result {
+    f.write_str("\"")?;
+    for c in s.chars() {
+        match c {
+            '"' => f.write_str("\\\"")?,
+            '\\' => f.write_str("\\\\")?,
+            '\n' => f.write_str("\\n")?,
+            '\r' => f.write_str("\\r")?,
+            '\t' => f.write_str("\\t")?,
+            c if c.is_control() => write!(f, "\\u{{{:x}}}", u32::from(c))?,
+            c => fmt::Write::write_char(f, c)?,
+        }
+    }
+    f.write_str("\"")
+}
+
+/// Cells as `[1, "a", null]`, for messages.
+pub(crate) struct Cells<'a>(pub(crate) &'a [Value]);
+
+impl fmt::Display for Cells<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, v) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            fmt::Debug::fmt(v, f)?;
+        }
+        f.write_str("]")
     }
 }
 

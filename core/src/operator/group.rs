@@ -20,10 +20,12 @@
 //! each change is applied to them as it is pulled.
 
 use alloc::boxed::Box;
-use alloc::collections::{BTreeMap, BTreeSet, VecDeque};
+use alloc::collections::{BTreeSet, VecDeque};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::ops::{Bound as RangeBound, ControlFlow};
+
+use hashbrown::HashMap;
 
 use super::join::same_value;
 use super::reduce::{Accumulator, AggKind};
@@ -49,7 +51,9 @@ pub(crate) struct Group {
     column: Option<usize>,
     having: Option<Predicate>,
     out_order: Arc<SortOrder>,
-    groups: BTreeMap<Vec<Value>, GroupState>,
+    /// By group key; never iterated in order (changes go out in the order
+    /// of the touched keys, fetches read `visible`).
+    groups: HashMap<Vec<Value>, GroupState>,
     visible: BTreeSet<SortedRow>,
     hydrated: bool,
     computed: u64,
@@ -72,7 +76,7 @@ impl Group {
             column,
             having,
             out_order: Arc::new(out_order),
-            groups: BTreeMap::new(),
+            groups: HashMap::new(),
             visible: BTreeSet::new(),
             hydrated: false,
             computed: 0,
