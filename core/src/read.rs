@@ -61,19 +61,25 @@ impl Json {
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ReadError {
-    /// What is wrong.
-    pub message: String,
-    /// The path to the offending value (`where.conditions[1].op`); empty for
-    /// the value itself.
-    pub at: String,
+    // Boxed: readers pass results up every level, so the error stays one
+    // pointer wide.
+    inner: Box<Inner>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Inner {
+    message: String,
+    at: String,
 }
 
 impl ReadError {
     /// An error about the value being read.
     pub fn new(message: impl ToString) -> ReadError {
         ReadError {
-            message: message.to_string(),
-            at: String::new(),
+            inner: Box::new(Inner {
+                message: message.to_string(),
+                at: String::new(),
+            }),
         }
     }
 
@@ -82,22 +88,35 @@ impl ReadError {
         ReadError::new(format!("expected {expected}, got {}", got.describe()))
     }
 
+    /// What is wrong.
+    pub fn message(&self) -> &str {
+        &self.inner.message
+    }
+
+    /// The path to the offending value (`where.conditions[1].op`); empty for
+    /// the value itself.
+    pub fn at(&self) -> &str {
+        &self.inner.at
+    }
+
     /// The same error, one level further out: inside the field `name`.
     pub fn in_field(mut self, name: &str) -> ReadError {
-        self.at = match (self.at.is_empty(), self.at.starts_with('[')) {
+        let at = &mut self.inner.at;
+        *at = match (at.is_empty(), at.starts_with('[')) {
             (true, _) => name.into(),
-            (false, true) => format!("{name}{}", self.at),
-            (false, false) => format!("{name}.{}", self.at),
+            (false, true) => format!("{name}{at}"),
+            (false, false) => format!("{name}.{at}"),
         };
         self
     }
 
     /// The same error, one level further out: inside element `index`.
     pub fn in_element(mut self, index: usize) -> ReadError {
-        self.at = match (self.at.is_empty(), self.at.starts_with('[')) {
+        let at = &mut self.inner.at;
+        *at = match (at.is_empty(), at.starts_with('[')) {
             (true, _) => format!("[{index}]"),
-            (false, true) => format!("[{index}]{}", self.at),
-            (false, false) => format!("[{index}].{}", self.at),
+            (false, true) => format!("[{index}]{at}"),
+            (false, false) => format!("[{index}].{at}"),
         };
         self
     }
@@ -105,9 +124,9 @@ impl ReadError {
 
 impl fmt::Display for ReadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)?;
-        if !self.at.is_empty() {
-            write!(f, " (at `{}`)", self.at)?;
+        f.write_str(self.message())?;
+        if !self.at().is_empty() {
+            write!(f, " (at `{}`)", self.at())?;
         }
         Ok(())
     }
@@ -153,23 +172,28 @@ impl<'a> Object<'a> {
 
     /// Reads a present field (an explicit null included) with `read`.
     pub fn field<T>(&self, name: &str, read: fn(&Json) -> Read<T>) -> Read<Option<T>> {
-        self.get(name)
-            .map(|v| read(v).map_err(|e| e.in_field(name)))
-            .transpose()
+        match self.get(name) {
+            None => Ok(None),
+            Some(v) => located(read(v), name).map(Some),
+        }
     }
 
     /// Reads a field that must be present.
     pub fn need<T>(&self, name: &str, read: fn(&Json) -> Read<T>) -> Read<T> {
-        self.field(name, read)?
-            .ok_or_else(|| ReadError::new(format!("missing field `{name}`")))
+        located(read(self.required(name)?), name)
     }
 
     /// Reads a field where absent and null both mean `None`.
     pub fn optional<T>(&self, name: &str, read: fn(&Json) -> Read<T>) -> Read<Option<T>> {
         match self.get(name) {
             None | Some(Json::Null) => Ok(None),
-            Some(_) => self.field(name, read),
+            Some(v) => located(read(v), name).map(Some),
         }
+    }
+
+    fn required(&self, name: &str) -> Read<&'a Json> {
+        self.get(name)
+            .ok_or_else(|| ReadError::new(format!("missing field `{name}`")))
     }
 
     /// Refuses the first present key of `other` (fields of another variant of a
@@ -183,6 +207,11 @@ impl<'a> Object<'a> {
             None => Ok(()),
         }
     }
+}
+
+/// A field reader's result, its error placed inside the field.
+fn located<T>(r: Read<T>, name: &str) -> Read<T> {
+    r.map_err(|e| e.in_field(name))
 }
 
 /// `` `a`, `b`, `c` `` for messages.

@@ -137,7 +137,7 @@ fn eval(
             let exists = match key_of(row, &s.parent_keys) {
                 None => false,
                 Some(key) => {
-                    let delta = before.and_then(|d| d[*sub].get(&key)).copied().unwrap_or(0);
+                    let delta = before.map_or(0, |d| d[*sub].get(&key));
                     has_rows(s, cx, &key, delta)?
                 }
             };
@@ -190,12 +190,12 @@ impl Gate {
         while let Some(c) = self.input.pull(cx)? {
             parent_changes.push(c);
         }
-        let mut deltas: Deltas = self.subs.iter().map(|_| KeyCounts::new()).collect();
+        let mut deltas: Deltas = self.subs.iter().map(|_| KeyCounts::default()).collect();
         for (i, sub) in self.subs.iter_mut().enumerate() {
             while let Some(c) = sub.child.pull(cx)? {
                 let mut bump = |row: &Row, by: i64| {
                     if let Some(k) = key_of(row, &sub.child_keys) {
-                        *deltas[i].entry(k).or_insert(0) += by;
+                        deltas[i].bump(k, by);
                     }
                 };
                 match &c {
@@ -247,19 +247,19 @@ impl Gate {
             }
         }
         for i in 0..self.subs.len() {
-            for (key, &d) in &deltas[i] {
+            for (key, d) in deltas[i].sorted() {
                 if d == 0 {
                     continue;
                 }
-                let before = has_rows(&mut self.subs[i], cx, key, d)?;
-                let after = has_rows(&mut self.subs[i], cx, key, 0)?;
+                let before = has_rows(&mut self.subs[i], cx, &key, d)?;
+                let after = has_rows(&mut self.subs[i], cx, &key, 0)?;
                 if before == after {
                     continue;
                 }
                 let mut parents = Vec::new();
                 self.input.fetch(
                     cx,
-                    &Fetch::constrained(&self.subs[i].parent_keys, key),
+                    &Fetch::constrained(&self.subs[i].parent_keys, &key),
                     &mut |n| {
                         parents.push(n);
                         Ok(ControlFlow::Continue(()))
@@ -301,7 +301,7 @@ impl Gate {
             Ok(ControlFlow::Continue(()))
         })?;
         let mut rows: Vec<Row> = Vec::new();
-        for key in keys {
+        for key in keys.sorted() {
             let mut by_key = req.clone();
             let mut clash = false;
             for (&c, v) in sub.parent_keys.iter().zip(&key) {

@@ -178,7 +178,7 @@ impl Group {
             }
         }
         let mut out = Vec::new();
-        for k in touched {
+        for k in touched.sorted() {
             if self.groups.get(&k).is_some_and(|g| g.acc.needs_rebuild()) {
                 self.rebuild(cx, &k)?;
             }

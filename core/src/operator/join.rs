@@ -375,7 +375,7 @@ impl Operator for Join {
             },
         )?;
         self.parent.release(cx, constraint)?;
-        for key in leaving {
+        for key in leaving.sorted() {
             self.release_if_orphaned(cx, Some(key))?;
         }
         Ok(())

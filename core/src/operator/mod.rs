@@ -28,40 +28,69 @@ pub(crate) mod reduce;
 pub(crate) mod skip;
 pub(crate) mod take;
 
-use alloc::collections::{BTreeMap, btree_map};
 use alloc::vec::Vec;
 use core::ops::ControlFlow;
 
+use crate::ast::Direction;
 use crate::change::{Change, Node, SourceChange};
 use crate::error::EngineError;
 use crate::ordering::SortOrder;
 use crate::source::{Catalog, Start, StartBasis, TableId};
-use crate::value::Value;
+use crate::value::{Row, Value};
 
-/// A count per key (a tuple of column values), in key order.
+use hashbrown::HashMap;
+
+/// A count per key (a tuple of column values), read back in key order.
 ///
-/// Every distinct key/value pair of a `BTreeMap` compiles to its own copy of
-/// the whole B-tree (some 7 kB of the browser build each), so the operators
-/// keep their key-ordered state in as few pairs as they can: this one, the
-/// group states, and the rows ordered by a sort order.
-pub(crate) type KeyCounts = BTreeMap<Vec<Value>, i64>;
+/// A hash map underneath, sorted when read in order: every distinct
+/// key/value pair of a `BTreeMap` compiles to its own copy of the whole
+/// B-tree (some 7 kB of the browser build each), and these per-push maps are
+/// small. Key sets ([`KeySet`]) share this one map.
+#[derive(Default)]
+pub(crate) struct KeyCounts(HashMap<Vec<Value>, i64>);
 
-/// Distinct keys, iterated in key order (a [`KeyCounts`] underneath).
+impl KeyCounts {
+    /// Adds `by` to the key's count (absent keys count 0).
+    pub(crate) fn bump(&mut self, key: Vec<Value>, by: i64) {
+        *self.0.entry(key).or_insert(0) += by;
+    }
+
+    /// The key's count (0 when absent).
+    pub(crate) fn get(&self, key: &[Value]) -> i64 {
+        self.0.get(key).copied().unwrap_or(0)
+    }
+
+    /// The keys with their counts, in key order.
+    pub(crate) fn sorted(&self) -> Vec<(Vec<Value>, i64)> {
+        // Through the engine's one row sort, as rows of key cells.
+        let mut rows: Vec<Row> = self.0.keys().map(|k| Row::new(k.clone())).collect();
+        if let Some(first) = rows.first() {
+            let order = (0..first.len()).map(|c| (c, Direction::Asc)).collect();
+            SortOrder::new(order).sort_rows(&mut rows, false);
+        }
+        rows.iter().map(|r| (r.to_vec(), self.get(r))).collect()
+    }
+}
+
+/// Distinct keys, read back in key order (a [`KeyCounts`] underneath).
 #[derive(Default)]
 pub(crate) struct KeySet(KeyCounts);
 
 impl KeySet {
     /// Adds `key`; false if it was there.
     pub(crate) fn insert(&mut self, key: Vec<Value>) -> bool {
-        self.0.insert(key, 0).is_none()
+        match self.0.0.entry(key) {
+            hashbrown::hash_map::Entry::Occupied(_) => false,
+            hashbrown::hash_map::Entry::Vacant(v) => {
+                v.insert(0);
+                true
+            }
+        }
     }
-}
 
-impl IntoIterator for KeySet {
-    type Item = Vec<Value>;
-    type IntoIter = btree_map::IntoKeys<Vec<Value>, i64>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.into_keys()
+    /// The keys in key order.
+    pub(crate) fn sorted(&self) -> impl Iterator<Item = Vec<Value>> + use<> {
+        self.0.sorted().into_iter().map(|(k, _)| k)
     }
 }
 
