@@ -235,16 +235,12 @@ impl Eq for Value {}
 
 impl Hash for Value {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        match self {
-            Value::Null => state.write_u8(0),
-            Value::Bool(b) => {
-                state.write_u8(1);
-                state.write_u8(u8::from(*b));
-            }
-            Value::Int(i) => {
-                state.write_u8(2);
-                state.write_i64(*i);
-            }
+        // A kind tag and 64 payload bits (one pair of writes for every kind
+        // but text: each write is inlined hasher code).
+        let (tag, bits) = match self {
+            Value::Null => (0, 0),
+            Value::Bool(b) => (1, u64::from(*b)),
+            Value::Int(i) => (2, *i as u64),
             Value::Float(f) => {
                 // A float equal to an integer must hash like that integer.
                 let f = *f;
@@ -252,19 +248,18 @@ impl Hash for Value {
                     && !(f == 0.0 && f.is_sign_negative())
                     && (f as i64) as f64 == f
                 {
-                    state.write_u8(2);
-                    state.write_i64(f as i64);
+                    (2, (f as i64) as u64)
                 } else {
-                    state.write_u8(3);
-                    state.write_u64(f.to_bits());
+                    (3, f.to_bits())
                 }
             }
             Value::Text(s) => {
-                state.write_u8(4);
                 state.write(s.as_bytes());
-                state.write_u8(0xff);
+                (4, s.len() as u64)
             }
-        }
+        };
+        state.write_u8(tag);
+        state.write_u64(bits);
     }
 }
 

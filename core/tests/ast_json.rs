@@ -50,7 +50,7 @@ fn query_md_example_open_tasks() {
     );
     let start = ast.start.as_ref().unwrap();
     assert!(start.exclusive);
-    assert_eq!(start.row["updatedAt"], Value::Int(1_700_000_000));
+    assert_eq!(start.get("updatedAt"), Some(&Value::Int(1_700_000_000)));
     let Some(Condition::And { conditions }) = &ast.where_ else {
         panic!("where is an and")
     };

@@ -200,13 +200,9 @@ fn query_strategy(spec: &Spec) -> BoxedStrategy<Ast> {
                 .map(|&c| prop_oneof![1 => Just(Value::Null), 5 => value_of(types[c])].boxed())
                 .collect();
             let names = names.clone();
-            cells.prop_map(move |vals| Bound {
-                row: cols
-                    .iter()
-                    .zip(vals)
-                    .map(|(&c, v)| (names[c].clone(), v))
-                    .collect(),
-                exclusive: excl,
+            cells.prop_map(move |vals| {
+                let row = cols.iter().zip(vals).map(|(&c, v)| (names[c].clone(), v));
+                Bound::new(row, excl)
             })
         }),
     );

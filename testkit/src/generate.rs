@@ -509,13 +509,9 @@ fn level(
                         })
                         .collect();
                     let names = names2.clone();
-                    cells.prop_map(move |vals| Bound {
-                        row: cols
-                            .iter()
-                            .zip(vals)
-                            .map(|(&c, v)| (names[c].clone(), v))
-                            .collect(),
-                        exclusive: excl,
+                    cells.prop_map(move |vals| {
+                        let row = cols.iter().zip(vals).map(|(&c, v)| (names[c].clone(), v));
+                        Bound::new(row, excl)
                     })
                 },
             ),

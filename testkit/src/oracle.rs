@@ -795,7 +795,7 @@ impl<'a> Compiler<'a> {
     /// level's order; unnamed order columns count as null.
     fn start(&mut self, ast: &Ast, scope: &Scope<'_>, b: &Bound) -> Result<String, OracleError> {
         let (_, schema) = scope.level.clone().expect("a table level");
-        for name in b.row.keys() {
+        for (name, _) in &b.row {
             scope.column(name)?;
         }
         let names = completed_order(
@@ -808,7 +808,7 @@ impl<'a> Compiler<'a> {
         let mut acc = if b.exclusive { "0" } else { "1" }.to_string();
         for (n, d) in names.iter().rev() {
             let (e, ty) = scope.column(n)?;
-            let v = b.row.get(n).cloned().unwrap_or(Value::Null);
+            let v = b.get(n).cloned().unwrap_or(Value::Null);
             let (after, eq) = if v.is_null() {
                 let after = match d {
                     Direction::Asc => format!("({e} IS NOT NULL)"),

@@ -11,7 +11,6 @@
 //! ```
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 
@@ -69,11 +68,8 @@ impl Query {
         I: IntoIterator<Item = (&'a str, V)>,
         V: Into<Value>,
     {
-        let row: BTreeMap<String, Value> = row
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.into()))
-            .collect();
-        self.ast.start = Some(Bound { row, exclusive });
+        let row = row.into_iter().map(|(k, v)| (k.to_string(), v.into()));
+        self.ast.start = Some(Bound::new(row, exclusive));
         self
     }
 

@@ -16,7 +16,6 @@ mod read;
 pub use builder::{Query, and, col, exists, not_exists, or};
 
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -84,13 +83,55 @@ pub enum Direction {
 }
 
 /// A page start: rows after (exclusive) or at-or-after the partial row.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+///
+/// Two bounds are equal when they name the same columns with the same
+/// values, in any order (the wire form is a JSON object).
+#[derive(Clone, Debug, Serialize)]
 pub struct Bound {
-    /// Column values of the start position; columns of the order not named here
-    /// count as null.
-    pub row: BTreeMap<String, Value>,
+    /// Column values of the start position, each column at most once;
+    /// columns of the order not named here count as null.
+    #[serde(serialize_with = "row_object")]
+    pub row: Vec<(String, Value)>,
     /// Whether the start row itself is excluded.
     pub exclusive: bool,
+}
+
+impl Bound {
+    /// A bound from column values; a column named again takes the later value.
+    pub fn new(row: impl IntoIterator<Item = (String, Value)>, exclusive: bool) -> Bound {
+        let mut named: Vec<(String, Value)> = Vec::new();
+        for (column, value) in row {
+            match named.iter_mut().find(|(c, _)| *c == column) {
+                Some(slot) => slot.1 = value,
+                None => named.push((column, value)),
+            }
+        }
+        Bound {
+            row: named,
+            exclusive,
+        }
+    }
+
+    /// The value given for `column`, if any.
+    pub fn get(&self, column: &str) -> Option<&Value> {
+        self.row.iter().find(|(c, _)| c == column).map(|(_, v)| v)
+    }
+}
+
+impl PartialEq for Bound {
+    fn eq(&self, other: &Bound) -> bool {
+        self.exclusive == other.exclusive
+            && self.row.len() == other.row.len()
+            && self.row.iter().all(|(c, v)| other.get(c) == Some(v))
+    }
+}
+
+fn row_object<S: Serializer>(row: &[(String, Value)], s: S) -> Result<S::Ok, S::Error> {
+    let mut map = s.serialize_map(Some(row.len()))?;
+    for (column, value) in row {
+        map.serialize_entry(column, value)?;
+    }
+    map.end()
 }
 
 /// A node of the filter tree, tagged by `type` on the wire.

@@ -7,18 +7,21 @@
 //! explicit `null` means absent; inside filter nodes a present key is read as
 //! given (a `null` literal is a value, a `null` flip is an error).
 
-use alloc::collections::BTreeMap;
 use alloc::format;
 use alloc::string::String;
+use alloc::vec;
+use alloc::vec::Vec;
 
 use super::{
     Aggregate, Ast, Bound, Condition, CorrelatedSubquery, Correlation, Direction, ExistsOp,
     Literal, SimpleOp, StaticField, ValuePosition,
 };
+use crate::ordering::SortOrder;
 use crate::read::{
     Json, Object, Read, ReadError, boolean, boxed, count, deserialize_via_tree, list, one_of,
     string, strings, value,
 };
+use crate::value::{Row, Value};
 
 const QUERY_FIELDS: &[&str] = &[
     "schema",
@@ -88,19 +91,28 @@ fn bound(v: &Json) -> Read<Bound> {
     })
 }
 
-/// The start row: column name to scalar.
-fn start_row(v: &Json) -> Read<BTreeMap<String, crate::value::Value>> {
+/// The start row: column name to scalar, each column once.
+fn start_row(v: &Json) -> Read<Vec<(String, Value)>> {
     let Json::Object(pairs) = v else {
         return Err(ReadError::invalid(v, "an object of column values"));
     };
-    let mut row = BTreeMap::new();
-    for (name, cell) in pairs {
-        let cell = value(cell).map_err(|e| e.in_field(name))?;
-        if row.insert(name.clone(), cell).is_some() {
-            return Err(ReadError::new(format!("duplicate field `{name}`")));
-        }
+    // Repeated names found in one sort of the names (through the engine's
+    // one row sort, as one-cell rows), not by comparing every pair.
+    let mut names: Vec<Row> = pairs
+        .iter()
+        .map(|(name, _)| Row::from([Value::text(name)]))
+        .collect();
+    SortOrder::new(vec![(0, Direction::Asc)]).sort_rows(&mut names, false);
+    if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+        return Err(ReadError::new(format!(
+            "duplicate field `{}`",
+            twice[0][0].as_str().unwrap_or_default()
+        )));
     }
-    Ok(row)
+    pairs
+        .iter()
+        .map(|(name, cell)| Ok((name.clone(), value(cell).map_err(|e| e.in_field(name))?)))
+        .collect()
 }
 
 fn aggregate(v: &Json) -> Read<Aggregate> {
