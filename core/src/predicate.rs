@@ -113,7 +113,9 @@ impl LikePattern {
         // Where to resume after the last `%`: (pattern index after it, text index).
         let mut star: Option<(usize, usize)> = None;
         loop {
-            if let Some(c) = text[si..].chars().next() {
+            // (`get`, not indexing: the indices are always char boundaries,
+            // and this keeps the panic path for bad ones out of the build)
+            if let Some(c) = text.get(si..).and_then(|t| t.chars().next()) {
                 match p.get(pi) {
                     Some(LikeToken::One) => {
                         pi += 1;
@@ -134,7 +136,7 @@ impl LikePattern {
                 }
                 // Mismatch: let the last `%` swallow one more character.
                 let Some((sp, ss)) = star else { return false };
-                let Some(skipped) = text[ss..].chars().next() else {
+                let Some(skipped) = text.get(ss..).and_then(|t| t.chars().next()) else {
                     return false;
                 };
                 let ss = ss + skipped.len_utf8();

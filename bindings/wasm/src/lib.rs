@@ -30,8 +30,9 @@ use rindle_core::{
 };
 use wasm_bindgen::prelude::*;
 
-/// A JS `Error` with a `kind`.
-fn error(kind: &str, message: impl Display) -> JsValue {
+/// A JS `Error` with a `kind`. (The message as `&dyn Display`: one copy of
+/// this function, not one per message type.)
+fn error(kind: &str, message: &dyn Display) -> JsValue {
     let e = js_sys::Error::new(&message.to_string());
     let _ = Reflect::set(&e, &"kind".into(), &kind.into());
     e.into()
@@ -49,7 +50,7 @@ fn json_tree(v: &JsValue) -> Result<Json, JsValue> {
                 let why = js_sys::Error::from(e).message();
                 error(
                     "json",
-                    format_args!("malformed JSON: {}", String::from(why)),
+                    &format_args!("malformed JSON: {}", String::from(why)),
                 )
             })?;
             walk(&parsed, 0)
@@ -60,7 +61,7 @@ fn json_tree(v: &JsValue) -> Result<Json, JsValue> {
 
 fn walk(v: &JsValue, depth: u32) -> Result<Json, JsValue> {
     if depth > MAX_DEPTH {
-        return Err(error("json", "the value is nested too deeply"));
+        return Err(error("json", &"the value is nested too deeply"));
     }
     if v.is_null() {
         return Ok(Json::Null);
@@ -74,7 +75,7 @@ fn walk(v: &JsValue, depth: u32) -> Result<Json, JsValue> {
             return Ok(Json::Int(x as i64));
         }
         if !x.is_finite() {
-            return Err(error("json", "NaN and infinities are not JSON"));
+            return Err(error("json", &"NaN and infinities are not JSON"));
         }
         return Ok(Json::Float(x));
     }
@@ -104,7 +105,7 @@ fn walk(v: &JsValue, depth: u32) -> Result<Json, JsValue> {
     }
     Err(error(
         "json",
-        "not a JSON value (undefined, a function, a symbol or a bigint)",
+        &"not a JSON value (undefined, a function, a symbol or a bigint)",
     ))
 }
 
@@ -115,7 +116,7 @@ fn parse<T>(
     read: fn(&Json) -> Result<T, ReadError>,
 ) -> Result<T, JsValue> {
     let tree = json_tree(v)?;
-    read(&tree).map_err(|e| error("json", format_args!("{what}: {e}")))
+    read(&tree).map_err(|e| error("json", &format_args!("{what}: {e}")))
 }
 
 /// `{name, columns, primaryKey}`.
@@ -179,14 +180,14 @@ impl Engine {
             .catalog()
             .table(table)
             .map(|t| rindle_core::Source::schema(t).clone())
-            .ok_or_else(|| error("schema", format_args!("no table `{table}`")))
+            .ok_or_else(|| error("schema", &format_args!("no table `{table}`")))
     }
 
     fn row(schema: &TableSchema, json: &Json) -> Result<Row, JsValue> {
         let row = RowSeed::new(schema)
             .read(json)
-            .map_err(|e| error("row", e))?;
-        schema.check_row(&row).map_err(|e| error("row", e))?;
+            .map_err(|e| error("row", &e))?;
+        schema.check_row(&row).map_err(|e| error("row", &e))?;
         Ok(schema.normalize(row))
     }
 
@@ -201,7 +202,7 @@ impl Engine {
             .ok_or_else(|| {
                 error(
                     "row",
-                    format_args!("no row with this key in `{}`", schema.name()),
+                    &format_args!("no row with this key in `{}`", schema.name()),
                 )
             })
     }
@@ -209,8 +210,10 @@ impl Engine {
     fn view_mut(&mut self, id: u32) -> Result<&mut View, JsValue> {
         match self.slot(u64::from(id)) {
             Some(Slot::Live(view)) => Ok(view),
-            Some(Slot::Faulted(why)) => Err(error("view", format_args!("view {id} failed: {why}"))),
-            _ => Err(error("view", format_args!("no view {id}"))),
+            Some(Slot::Faulted(why)) => {
+                Err(error("view", &format_args!("view {id} failed: {why}")))
+            }
+            _ => Err(error("view", &format_args!("no view {id}"))),
         }
     }
 
@@ -238,35 +241,35 @@ impl Engine {
         let def = parse(&schema, "table", table_def)?;
         let pk: Vec<&str> = def.primary_key.iter().map(String::as_str).collect();
         let schema =
-            TableSchema::new(&def.name, def.columns, &pk).map_err(|e| error("schema", e))?;
+            TableSchema::new(&def.name, def.columns, &pk).map_err(|e| error("schema", &e))?;
         let rows = if rows.is_undefined() || rows.is_null() {
             Vec::new()
         } else {
             match json_tree(&rows)? {
                 Json::Array(rows) => rows,
-                _ => return Err(error("json", "rows: expected an array of rows")),
+                _ => return Err(error("json", &"rows: expected an array of rows")),
             }
         };
         let mut source = rindle_core::MemorySource::new(schema.clone());
         for r in &rows {
             source
                 .insert(Engine::row(&schema, r)?)
-                .map_err(|e| error("row", e))?;
+                .map_err(|e| error("row", &e))?;
         }
         let catalog = self.engine.catalog_mut();
         if catalog.table(schema.name()).is_some() {
             return Err(error(
                 "schema",
-                format_args!("table `{}` exists", schema.name()),
+                &format_args!("table `{}` exists", schema.name()),
             ));
         }
-        catalog.add_table(schema).map_err(|e| error("schema", e))?;
+        catalog.add_table(schema).map_err(|e| error("schema", &e))?;
         for row in source.rows() {
             // Initial rows go in before any view reads the table.
             self.engine
                 .catalog_mut()
                 .insert(&def.name, row)
-                .map_err(|e| error("row", e))?;
+                .map_err(|e| error("row", &e))?;
         }
         Ok(())
     }
@@ -275,17 +278,17 @@ impl Engine {
     pub fn view(&mut self, ast: JsValue) -> Result<u32, JsValue> {
         let ast = parse(&ast, "query", Ast::from_json)?;
         let id =
-            u32::try_from(self.views.len() + 1).map_err(|_| error("view", "too many views"))?;
+            u32::try_from(self.views.len() + 1).map_err(|_| error("view", &"too many views"))?;
         let nodes = self
             .engine
             .add_query(QueryId(id.into()), &ast)
-            .map_err(|e| error("query", e))?;
+            .map_err(|e| error("query", &e))?;
         let format = self
             .engine
             .format(QueryId(id.into()))
             .cloned()
-            .ok_or_else(|| error("query", "the query vanished"))?;
-        let view = View::hydrated(format, &nodes).map_err(|e| error("query", e))?;
+            .ok_or_else(|| error("query", &"the query vanished"))?;
+        let view = View::hydrated(format, &nodes).map_err(|e| error("query", &e))?;
         self.views.push(Slot::Live(view));
         Ok(id)
     }
@@ -314,7 +317,7 @@ impl Engine {
             REMOVE => {
                 let probe = RowSeed::new(&schema)
                     .read(&push.row)
-                    .map_err(|e| error("row", e))?;
+                    .map_err(|e| error("row", &e))?;
                 SourceChange::Remove(self.stored(&schema, &probe)?)
             }
             _ => {
@@ -327,12 +330,12 @@ impl Engine {
         };
         self.engine
             .push(table, change)
-            .map_err(|e| error("row", e))?;
+            .map_err(|e| error("row", &e))?;
         for event in self.engine.drain() {
             match event {
                 QueryEvent::Changed { query, changes } => {
                     if let Some(Slot::Live(view)) = self.slot(query.0) {
-                        view.apply_all(&changes).map_err(|e| error("view", e))?;
+                        view.apply_all(&changes).map_err(|e| error("view", &e))?;
                     }
                 }
                 QueryEvent::Faulted { query, error: e } => {
@@ -383,7 +386,7 @@ impl Engine {
 fn to_js(view: &View) -> Result<JsValue, JsValue> {
     let nodes = view.to_nodes();
     let text = serde_json::to_string(&ResultJson::new(view.format(), &nodes))
-        .map_err(|e| error("json", e))?;
+        .map_err(|e| error("json", &e))?;
     JSON::parse(&text)
 }
 
