@@ -18,6 +18,8 @@
 
 extern crate alloc;
 
+mod to_js;
+
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
 use core::fmt::Display;
@@ -385,9 +387,8 @@ impl Engine {
 
 fn to_js(view: &View) -> Result<JsValue, JsValue> {
     let nodes = view.to_nodes();
-    let text = serde_json::to_string(&ResultJson::new(view.format(), &nodes))
-        .map_err(|e| error("json", &e))?;
-    JSON::parse(&text)
+    to_js::JsSerializer::to_js(&ResultJson::new(view.format(), &nodes))
+        .map_err(|e| error("json", &e))
 }
 
 #[cfg(target_arch = "wasm32")]

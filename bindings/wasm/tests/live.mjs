@@ -105,4 +105,52 @@ assert.equal(seen.length, 3);
 
 assert.equal(engine.removeView(open), true);
 assert.equal(kind(() => engine.data(open)), "view");
+
+// Results are plain JS values, exactly as JSON.parse would make them: a
+// column named like an Object.prototype property is an own property, floats
+// and nulls come through, a singular level is an object or null, and a
+// relationship aggregate is its value.
+engine.addTable(
+  {
+    name: "odd",
+    columns: [
+      { name: "id", type: "integer", nullable: false },
+      { name: "__proto__", type: "text" },
+      { name: "x", type: "real" },
+    ],
+    primaryKey: ["id"],
+  },
+  [
+    // (a computed key: a literal `__proto__:` would set the prototype)
+    { id: 1, ["__proto__"]: "p", x: 0.1 },
+    [2, null, -2.5e-300],
+  ],
+);
+const odd = engine.view({ table: "odd", orderBy: [["id", "asc"]] });
+const rows = engine.data(odd);
+assert.deepEqual(JSON.stringify(rows), '[{"id":1,"__proto__":"p","x":0.1},{"id":2,"__proto__":null,"x":-2.5e-300}]');
+assert.ok(Object.hasOwn(rows[0], "__proto__"));
+assert.equal(Object.getPrototypeOf(rows[0]), Object.prototype);
+const first = engine.view({ table: "odd", orderBy: [["id", "desc"]], one: true });
+assert.equal(JSON.stringify(engine.data(first)), '{"id":2,"__proto__":null,"x":-2.5e-300}');
+const none = engine.view({
+  table: "odd",
+  where: { type: "simple", op: "=", left: { type: "column", name: "id" }, right: { type: "literal", value: 7 } },
+  one: true,
+});
+assert.equal(engine.data(none), null);
+const counted = engine.view({
+  table: "issue",
+  orderBy: [["id", "asc"]],
+  related: [
+    {
+      correlation: { parentField: ["id"], childField: ["issueId"] },
+      subquery: { table: "comment", alias: "n", aggregate: "count" },
+    },
+  ],
+});
+const counts = () => engine.data(counted).map((i) => [i.id, i.n]);
+const before = counts();
+engine.push("comment", { op: "add", row: { id: 99, issueId: before[0][0], body: "+1" } });
+assert.deepEqual(counts(), [[before[0][0], before[0][1] + 1]]);
 console.log("wasm: live views over in-memory tables behave in Node");
