@@ -3,6 +3,8 @@
 # `build.sh web` for browsers) and prints the .wasm size, optimised with
 # wasm-opt when a recent one (binaryen >= 116) is installed.
 # RINDLE_REQUIRE_WASM_OPT=1 makes a missing wasm-opt an error (CI sets it).
+# An optimised build larger than the budget (RINDLE_WASM_BUDGET bytes, the
+# reference engine's 228 kB by default) is an error.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 target="${1:-nodejs}"
@@ -32,4 +34,10 @@ elif [ "${RINDLE_REQUIRE_WASM_OPT:-}" = 1 ]; then
 else
   echo "not optimised: no wasm-opt >= 116 (cd bindings/wasm && npm ci)"
 fi
-echo "rindle_wasm_bg.wasm: $(stat -c %s "$wasm") bytes ($(gzip -9c "$wasm" | wc -c) gzipped)"
+size=$(stat -c %s "$wasm")
+echo "rindle_wasm_bg.wasm: $size bytes ($(gzip -9c "$wasm" | wc -c) gzipped)"
+budget="${RINDLE_WASM_BUDGET:-228000}"
+if [ -n "$opt_version" ] && [ "$opt_version" -ge 116 ] && [ "$size" -gt "$budget" ]; then
+  echo "over the size budget: $size > $budget bytes (see bindings/wasm/README.md, Size)" >&2
+  exit 1
+fi
