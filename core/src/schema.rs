@@ -6,9 +6,8 @@ use alloc::vec::Vec;
 use core::fmt;
 use serde::Serialize;
 
-use crate::read::{self, Json, Object, ReadError};
-
 use crate::error::{ChangeError, SchemaError};
+use crate::read::{self, Json, Object, ReadError};
 use crate::value::{Row, Value};
 
 /// The declared type of a column.

@@ -88,7 +88,8 @@ pub enum Direction {
 /// values, in any order (the wire form is a JSON object).
 #[derive(Clone, Debug, Serialize)]
 pub struct Bound {
-    /// Column values of the start position, each column at most once;
+    /// Column values of the start position, each column at most once, in
+    /// column-name order when read from the wire or built by [`Bound::new`];
     /// columns of the order not named here count as null.
     #[serde(serialize_with = "row_object")]
     pub row: Vec<(String, Value)>,
@@ -97,13 +98,15 @@ pub struct Bound {
 }
 
 impl Bound {
-    /// A bound from column values; a column named again takes the later value.
+    /// A bound from column values, kept in column-name order (as the wire
+    /// reader keeps them, so equal bounds serialize alike); a column named
+    /// again takes the later value.
     pub fn new(row: impl IntoIterator<Item = (String, Value)>, exclusive: bool) -> Bound {
         let mut named: Vec<(String, Value)> = Vec::new();
         for (column, value) in row {
-            match named.iter_mut().find(|(c, _)| *c == column) {
-                Some(slot) => slot.1 = value,
-                None => named.push((column, value)),
+            match named.binary_search_by(|(c, _)| c.as_str().cmp(&column)) {
+                Ok(i) => named[i].1 = value,
+                Err(i) => named.insert(i, (column, value)),
             }
         }
         Bound {

@@ -91,26 +91,32 @@ fn bound(v: &Json) -> Read<Bound> {
     })
 }
 
-/// The start row: column name to scalar, each column once.
+/// The start row: column name to scalar, each column once, in column-name
+/// order (the order a map would give, so the AST serializes canonically).
 fn start_row(v: &Json) -> Read<Vec<(String, Value)>> {
     let Json::Object(pairs) = v else {
         return Err(ReadError::invalid(v, "an object of column values"));
     };
-    // Repeated names found in one sort of the names (through the engine's
-    // one row sort, as one-cell rows), not by comparing every pair.
+    // Sorted, and repeats found, through the engine's one row sort: rows of
+    // [name, position].
     let mut names: Vec<Row> = pairs
         .iter()
-        .map(|(name, _)| Row::from([Value::text(name)]))
+        .enumerate()
+        .map(|(i, (name, _))| Row::from([Value::text(name), Value::Int(i as i64)]))
         .collect();
     SortOrder::new(vec![(0, Direction::Asc)]).sort_rows(&mut names, false);
-    if let Some(twice) = names.windows(2).find(|w| w[0] == w[1]) {
+    if let Some(twice) = names.windows(2).find(|w| w[0][0] == w[1][0]) {
         return Err(ReadError::new(format!(
             "duplicate field `{}`",
             twice[0][0].as_str().unwrap_or_default()
         )));
     }
-    pairs
+    names
         .iter()
+        .filter_map(|r| match r[1] {
+            Value::Int(i) => usize::try_from(i).ok().and_then(|i| pairs.get(i)),
+            _ => None,
+        })
         .map(|(name, cell)| Ok((name.clone(), value(cell).map_err(|e| e.in_field(name))?)))
         .collect()
 }
