@@ -417,8 +417,13 @@ fn a_start_row_is_canonical_whatever_its_key_order() {
     let b: Ast = serde_json::from_str(r#"{"table":"t","start":{"row":{"a":2,"b":1}}}"#).unwrap();
     let text = serde_json::to_string(&a).unwrap();
     assert_eq!(text, serde_json::to_string(&b).unwrap());
-    assert_eq!(text, r#"{"table":"t","start":{"row":{"a":2,"b":1},"exclusive":false}}"#);
-    let built = Query::table("t").start([("b", 1), ("a", 2), ("b", 1)], false).into_ast();
+    assert_eq!(
+        text,
+        r#"{"table":"t","start":{"row":{"a":2,"b":1},"exclusive":false}}"#
+    );
+    let built = Query::table("t")
+        .start([("b", 1), ("a", 2), ("b", 1)], false)
+        .into_ast();
     assert_eq!(serde_json::to_string(&built).unwrap(), text);
     assert_eq!(a, built);
     let e = serde_json::from_str::<Ast>(r#"{"table":"t","start":{"row":{"a":1,"b":2,"a":3}}}"#)
