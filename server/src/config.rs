@@ -46,6 +46,10 @@ pub struct Config {
     pub default_lease_ttl_ms: u64,
     /// Tables to register, in order.
     pub tables: Vec<TableConfig>,
+    /// The WAL's bound in bytes: once the log passes half of it, it is
+    /// checkpointed and truncated before the next transaction (or within
+    /// 100 ms when idle).
+    pub wal_max_bytes: u64,
 }
 
 impl Default for Config {
@@ -62,6 +66,7 @@ impl Default for Config {
             n_workers: 2,
             default_lease_ttl_ms: 30_000,
             tables: Vec::new(),
+            wal_max_bytes: rindle_sqlite::DEFAULT_WAL_MAX_BYTES,
         }
     }
 }
@@ -93,6 +98,11 @@ impl Config {
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             return Err(ServerError::Config(
                 "tlsCert and tlsKey must be given together".into(),
+            ));
+        }
+        if self.wal_max_bytes < 64 * 1024 {
+            return Err(ServerError::Config(
+                "walMaxBytes must be at least 65536".into(),
             ));
         }
         if self.default_lease_ttl_ms == 0 {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rindle_core::{Ast, TableSchema};
 use rindle_replica::cluster::Cluster;
-use rindle_sqlite::{ReadOnly, SqliteBackend};
+use rindle_sqlite::{ReadOnly, SqliteBackend, WalStats};
 use rindle_transport::{AttachRequest, Attached, Feeds, Hub, HubError, MatId, Plane, Refusal};
 
 /// How a materialization lives.
@@ -62,6 +62,7 @@ pub(crate) struct Daemon {
     pub(crate) metrics: Metrics,
     pub(crate) workers: usize,
     pub(crate) plane: Mutex<Option<Plane>>,
+    pub(crate) wal_stats: Arc<WalStats>,
     registry: Mutex<Registry>,
 }
 
@@ -109,6 +110,7 @@ impl Daemon {
         hub: Hub<SqliteBackend>,
         schemas: Vec<TableSchema>,
         read_only: ReadOnly,
+        wal_stats: Arc<WalStats>,
         config: &crate::Config,
     ) -> Daemon {
         Daemon {
@@ -123,6 +125,7 @@ impl Daemon {
             metrics: Metrics::default(),
             workers: config.n_workers,
             plane: Mutex::new(None),
+            wal_stats,
             registry: Mutex::new(Registry::default()),
         }
     }

@@ -73,6 +73,10 @@ pub async fn run(
     let (cluster, events, schemas) = tokio::task::spawn_blocking(move || open(&cfg))
         .await
         .map_err(|e| ServerError::Io(e.to_string()))??;
+    let wal_stats = cluster.with_backend(|b| {
+        b.set_wal_max_bytes(config.wal_max_bytes);
+        b.wal_stats()
+    });
     let cluster = Arc::new(cluster);
     let hub = Hub::start(cluster.clone(), events);
     let read_only = ReadOnly::open(&config.db).map_err(db_err)?;
@@ -81,6 +85,7 @@ pub async fn run(
         hub.clone(),
         schemas,
         read_only,
+        wal_stats,
         &config,
     ));
     let (plane, stop_planes) =
@@ -151,7 +156,14 @@ pub async fn run(
             loop {
                 tick.tick().await;
                 let d = d.clone();
-                let _ = tokio::task::spawn_blocking(move || d.sweep()).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    d.sweep();
+                    // An idle daemon's WAL is bounded too.
+                    if let Err(e) = d.cluster.maintain_if_due() {
+                        tracing::warn!(error = %e, "WAL upkeep failed");
+                    }
+                })
+                .await;
             }
         })
     };

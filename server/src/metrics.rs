@@ -84,6 +84,24 @@ pub(crate) fn render(d: &Daemon) -> String {
         &[("", d.subscriptions() as u64)],
     );
     metric(
+        "rindle_wal_bytes",
+        "gauge",
+        "Size of the database's write-ahead log.",
+        &[("", rindle_sqlite::wal_size(&d.db_path))],
+    );
+    metric(
+        "rindle_wal_checkpoints_total",
+        "counter",
+        "Checkpoints that truncated the write-ahead log.",
+        &[("", d.wal_stats.checkpoints.load(Ordering::Relaxed))],
+    );
+    metric(
+        "rindle_wal_checkpoints_busy_total",
+        "counter",
+        "Checkpoints that could not finish because another connection held a read snapshot.",
+        &[("", d.wal_stats.busy.load(Ordering::Relaxed))],
+    );
+    metric(
         "rindle_workers",
         "gauge",
         "IVM worker threads.",

@@ -72,8 +72,17 @@ pub trait ClusterBackend: Backend + Send + 'static {
         schema: &TableSchema,
     ) -> Result<(), Self::Error>;
 
-    /// Moves a worker's catalog to the last committed state (the barrier).
+    /// Moves a worker's catalog to the last committed state and holds it
+    /// there until [`ClusterBackend::release`] (the barrier).
     fn pin(catalog: &mut Self::Catalog) -> Result<(), Self::Error>;
+
+    /// Lets a worker's catalog drop what [`ClusterBackend::pin`] holds once
+    /// the derivation is done (SQLite: the read snapshot, so checkpoints can
+    /// reset the WAL); its next read sees the last commit.
+    fn release(catalog: &mut Self::Catalog) -> Result<(), Self::Error> {
+        let _ = catalog;
+        Ok(())
+    }
 }
 
 /// What the cluster reports, in order per query.
@@ -128,6 +137,9 @@ enum Cmd {
     AddQuery(QueryId, Box<Ast>, u64, Reply<Arc<ViewFormat>>),
     RemoveQuery(QueryId),
     Pin(Reply<()>),
+    /// Answered once every earlier command is done: the worker holds no
+    /// snapshot then.
+    Sync(Reply<()>),
     Apply(u64, Arc<Vec<(String, SourceChange)>>),
     Shutdown,
 }
@@ -298,6 +310,7 @@ fn worker_run<B: ClusterBackend>(
                 }
             }
         }
+        let _ = B::release(engine.catalog_mut());
         let _ = events.send(ClusterEvent::Progress { worker: index, cv });
     }
     while let Ok(cmd) = rx.recv() {
@@ -308,6 +321,7 @@ fn worker_run<B: ClusterBackend>(
                 if r.is_ok() {
                     memory.tables.push(schema);
                 }
+                let _ = B::release(engine.catalog_mut());
                 let _ = reply.send(r);
             }
             Cmd::AddQuery(id, ast, cv, reply) => {
@@ -331,6 +345,7 @@ fn worker_run<B: ClusterBackend>(
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(p) => Err(format!("hydrating panicked: {}", panic_message(&*p))),
                 };
+                let _ = B::release(engine.catalog_mut());
                 let _ = reply.send(r);
             }
             Cmd::RemoveQuery(id) => {
@@ -339,6 +354,9 @@ fn worker_run<B: ClusterBackend>(
             }
             Cmd::Pin(reply) => {
                 let _ = reply.send(B::pin(engine.catalog_mut()).map_err(|e| e.to_string()));
+            }
+            Cmd::Sync(reply) => {
+                let _ = reply.send(Ok(()));
             }
             Cmd::Apply(cv, changes) => {
                 memory.cv = cv;
@@ -376,6 +394,8 @@ fn worker_run<B: ClusterBackend>(
                         let _ = e;
                     }
                 }
+                // The derivation is done: its snapshot may go.
+                let _ = B::release(engine.catalog_mut());
                 for event in engine.drain() {
                     let e = match event {
                         QueryEvent::Changed { query, changes } => ClusterEvent::Changed {
@@ -425,7 +445,8 @@ impl<B: ClusterBackend> Cluster<B> {
         options: ClusterOptions,
     ) -> Result<Opened<B>, ClusterError<B::Error>> {
         // Queries live on the workers, each with a catalog of its own.
-        let (backend, catalog) = B::open(config.into()).map_err(DbError::Backend)?;
+        let (mut backend, catalog) = B::open(config.into()).map_err(DbError::Backend)?;
+        let cv = backend.load_cv().map_err(DbError::Backend)?;
         let schemas: BTreeMap<String, TableSchema> = B::registered(&catalog)
             .into_iter()
             .map(|s| (s.name().to_string(), s))
@@ -456,7 +477,7 @@ impl<B: ClusterBackend> Cluster<B> {
             .collect();
         Ok((
             Cluster {
-                writer: Mutex::new(Writer { backend, cv: 0 }),
+                writer: Mutex::new(Writer { backend, cv }),
                 faults,
                 workers: Mutex::new(workers),
                 schemas: Mutex::new(schemas),
@@ -468,9 +489,48 @@ impl<B: ClusterBackend> Cluster<B> {
         ))
     }
 
-    /// The commit version of the last committed transaction.
+    /// The commit version of the last committed transaction (resumed from
+    /// the backend when it stores it: it never goes backwards).
     pub fn cv(&self) -> u64 {
         lock(&self.writer).cv
+    }
+
+    /// Runs `f` with the writer's backend, between transactions (settings,
+    /// statistics).
+    pub fn with_backend<T>(&self, f: impl FnOnce(&mut B) -> T) -> T {
+        f(&mut lock(&self.writer).backend)
+    }
+
+    /// Runs the backend's maintenance now if it is due (SQLite: a WAL over
+    /// its bound is checkpointed and truncated), after every worker has
+    /// finished what it was doing. Returns whether it ran.
+    pub fn maintain_if_due(&self) -> Result<bool, ClusterError<B::Error>> {
+        let mut w = lock(&self.writer);
+        self.maintain_locked(&mut w)
+    }
+
+    fn maintain_locked(&self, w: &mut Writer<B>) -> Result<bool, ClusterError<B::Error>> {
+        if !w.backend.maintenance_due() {
+            return Ok(false);
+        }
+        // Every worker finishes its derivations and lets go of its snapshot.
+        let mut workers = self.workers();
+        let mut waits = Vec::with_capacity(workers.len());
+        for i in 0..workers.len() {
+            let (reply, wait) = sync_channel(1);
+            if self
+                .send(&mut workers, i, &move || Cmd::Sync(reply.clone()))
+                .is_ok()
+            {
+                waits.push(wait);
+            }
+        }
+        drop(workers);
+        for wait in waits {
+            let _ = wait.recv();
+        }
+        w.backend.maintain().map_err(DbError::Backend)?;
+        Ok(true)
     }
 
     /// The number of worker threads.
@@ -616,6 +676,7 @@ impl<B: ClusterBackend> Cluster<B> {
         f: impl FnOnce(&mut ClusterTx<'_, B>) -> Result<T, E>,
     ) -> Result<(u64, T), TxError<E, B::Error>> {
         let mut w = lock(&self.writer);
+        self.maintain_locked(&mut w).map_err(TxError::Db)?;
         w.backend
             .begin()
             .map_err(|e| TxError::Db(DbError::Backend(e)))?;
@@ -638,6 +699,11 @@ impl<B: ClusterBackend> Cluster<B> {
                 std::panic::resume_unwind(p);
             }
         };
+        let next = w.cv + 1;
+        if let Err(e) = w.backend.store_cv(next) {
+            let _ = w.backend.rollback();
+            return Err(TxError::Db(DbError::Backend(e)));
+        }
         // The barrier: every worker pins the state before this commit.
         {
             let mut workers = self.workers();

@@ -85,6 +85,41 @@ pub trait Backend: Sized {
 
     /// Moves the catalog's sources to the last committed state.
     fn advance(&mut self, catalog: &mut Self::Catalog) -> Result<(), Self::Error>;
+
+    /// Pins the catalog's sources at the last committed state until the next
+    /// [`Backend::advance`], so the derivation after the coming commit reads
+    /// the state before it. Called before each write transaction begins; a
+    /// backend whose sources always hold their state between advances does
+    /// nothing.
+    fn hold(&mut self, catalog: &mut Self::Catalog) -> Result<(), Self::Error> {
+        let _ = catalog;
+        Ok(())
+    }
+
+    /// Whether [`Backend::maintain`] should run before the next transaction.
+    fn maintenance_due(&self) -> bool {
+        false
+    }
+
+    /// Housekeeping between transactions, run while no source holds a
+    /// snapshot (SQLite: checkpoints the WAL and truncates it, so the log
+    /// stays bounded).
+    fn maintain(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    /// The commit version of the last committed transaction, as stored by
+    /// [`Backend::store_cv`] (0 for a backend that does not store it).
+    fn load_cv(&mut self) -> Result<u64, Self::Error> {
+        Ok(0)
+    }
+
+    /// Records `cv` as the commit version of the open transaction, inside it,
+    /// so the counter survives restarts and never goes backwards.
+    fn store_cv(&mut self, cv: u64) -> Result<(), Self::Error> {
+        let _ = cv;
+        Ok(())
+    }
 }
 
 /// What a subscriber receives.
@@ -226,17 +261,18 @@ fn deliver(subs: &RefCell<Subscribers>, id: QueryId, update: &Update) {
 impl<B: Backend> Db<B> {
     /// Opens a database.
     pub fn open(config: impl Into<B::Config>) -> Result<Db<B>, DbError<B::Error>> {
-        let (backend, catalog) = B::open(config.into()).map_err(DbError::Backend)?;
+        let (mut backend, catalog) = B::open(config.into()).map_err(DbError::Backend)?;
         let schemas = B::registered(&catalog)
             .into_iter()
             .map(|s| (s.name().to_string(), s))
             .collect();
+        let tx_id = backend.load_cv().map_err(DbError::Backend)?;
         Ok(Db {
             inner: Rc::new(RefCell::new(Inner {
                 backend,
                 engine: Engine::new(catalog),
                 schemas,
-                tx_id: 0,
+                tx_id,
                 in_tx: false,
             })),
             subs: Rc::new(RefCell::new(Subscribers::default())),
@@ -275,7 +311,8 @@ impl<B: Backend> Db<B> {
         self.inner.borrow().schemas.values().cloned().collect()
     }
 
-    /// The id of the last committed write transaction (0 before the first).
+    /// The id of the last committed write transaction (0 before the first;
+    /// a backend that stores it resumes from it when reopened).
     pub fn tx_id(&self) -> u64 {
         self.inner.borrow().tx_id
     }
@@ -298,6 +335,18 @@ impl<B: Backend> Db<B> {
         if inner.in_tx {
             return Err(DbError::Busy);
         }
+        let Inner {
+            backend, engine, ..
+        } = &mut *inner;
+        if backend.maintenance_due() {
+            backend
+                .advance(engine.catalog_mut())
+                .map_err(DbError::Backend)?;
+            backend.maintain().map_err(DbError::Backend)?;
+        }
+        backend
+            .hold(engine.catalog_mut())
+            .map_err(DbError::Backend)?;
         inner.backend.begin().map_err(DbError::Backend)?;
         inner.in_tx = true;
         Ok(WriteTx {
@@ -492,6 +541,11 @@ impl<B: Backend> WriteTx<'_, B> {
         let (tx_id, n, events) = {
             let mut inner = self.db.inner()?;
             inner.in_tx = false;
+            let next = inner.tx_id + 1;
+            if let Err(e) = inner.backend.store_cv(next) {
+                let _ = inner.backend.rollback();
+                return Err(DbError::Backend(e));
+            }
             let changes = inner.backend.commit().map_err(DbError::Backend)?;
             inner.tx_id += 1;
             let tx_id = inner.tx_id;

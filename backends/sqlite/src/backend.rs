@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use rindle_core::{Column, Row, SourceChange, TableSchema};
 use rindle_replica::Backend;
@@ -50,6 +51,23 @@ fn capture_row<'a>(
     Ok(Row::new(cells))
 }
 
+/// The table the commit version lives in, written in each transaction.
+const META_DDL: &str =
+    "CREATE TABLE IF NOT EXISTS _rindle_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)";
+
+/// The default WAL bound: 64 MiB.
+pub const DEFAULT_WAL_MAX_BYTES: u64 = 64 << 20;
+
+/// What the WAL upkeep has done, shared with whoever reports it.
+#[derive(Debug, Default)]
+pub struct WalStats {
+    /// Checkpoints that truncated the WAL.
+    pub checkpoints: AtomicU64,
+    /// Checkpoints that could not finish because another connection held a
+    /// snapshot (retried a second later).
+    pub busy: AtomicU64,
+}
+
 /// The SQLite backend: a WAL database file with one writer connection.
 pub struct SqliteBackend {
     path: PathBuf,
@@ -59,12 +77,59 @@ pub struct SqliteBackend {
     /// end the transaction or change a registered table's shape.
     user_sql: Arc<AtomicBool>,
     in_tx: bool,
+    /// The meta table exists (created with the first stored cv).
+    meta_ready: bool,
+    wal_max_bytes: u64,
+    wal_stats: Arc<WalStats>,
+    /// After a busy checkpoint, no other attempt before this.
+    retry_at: Option<Instant>,
 }
 
 impl SqliteBackend {
     /// The database file.
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+
+    /// Bounds the WAL: once it passes half of `bytes`, the next transaction
+    /// (or [`rindle_replica::cluster::Cluster::maintain_if_due`]) first
+    /// checkpoints it and truncates it to zero, so it stays under `bytes`
+    /// unless one transaction alone writes more than half of it, or another
+    /// process holds a read snapshot open.
+    pub fn set_wal_max_bytes(&mut self, bytes: u64) {
+        self.wal_max_bytes = bytes.max(1);
+    }
+
+    /// The bound set by [`SqliteBackend::set_wal_max_bytes`].
+    pub fn wal_max_bytes(&self) -> u64 {
+        self.wal_max_bytes
+    }
+
+    /// What the WAL upkeep has done so far.
+    pub fn wal_stats(&self) -> Arc<WalStats> {
+        self.wal_stats.clone()
+    }
+
+    /// Checkpoints the WAL into the database and truncates it, waiting at
+    /// most `wait` for other connections' snapshots to end. Returns whether
+    /// it finished; outside a transaction only.
+    pub fn checkpoint_truncate(&mut self, wait: Duration) -> Result<bool, SqliteError> {
+        if self.in_tx {
+            return Err(SqliteError::Busy);
+        }
+        self.writer.busy_timeout(wait)?;
+        let busy: rusqlite::Result<i64> =
+            self.writer
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get(0));
+        self.writer.busy_timeout(BUSY_TIMEOUT)?;
+        let done = busy? == 0;
+        let counter = if done {
+            &self.wal_stats.checkpoints
+        } else {
+            &self.wal_stats.busy
+        };
+        counter.fetch_add(1, AtomicOrdering::Relaxed);
+        Ok(done)
     }
 
     /// Runs one SQL statement with parameters inside the open transaction;
@@ -217,7 +282,7 @@ impl Backend for SqliteBackend {
 
     fn open(path: PathBuf) -> Result<(SqliteBackend, SqliteCatalog), SqliteError> {
         let mut writer = Connection::open(&path)?;
-        writer.busy_timeout(std::time::Duration::from_secs(5))?;
+        writer.busy_timeout(BUSY_TIMEOUT)?;
         let mode: String = writer.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
             return Err(SqliteError::Refused {
@@ -301,6 +366,10 @@ impl Backend for SqliteBackend {
                 capture,
                 user_sql,
                 in_tx: false,
+                meta_ready: false,
+                wal_max_bytes: DEFAULT_WAL_MAX_BYTES,
+                wal_stats: Arc::default(),
+                retry_at: None,
             },
             SqliteCatalog::new(reader),
         ))
@@ -409,7 +478,74 @@ impl Backend for SqliteBackend {
     fn advance(&mut self, catalog: &mut SqliteCatalog) -> Result<(), SqliteError> {
         catalog.advance()
     }
+
+    fn hold(&mut self, catalog: &mut SqliteCatalog) -> Result<(), SqliteError> {
+        catalog.hold()
+    }
+
+    fn maintenance_due(&self) -> bool {
+        if self.retry_at.is_some_and(|t| Instant::now() < t) {
+            return false;
+        }
+        crate::plain::wal_size(&self.path) > self.wal_max_bytes / 2
+    }
+
+    fn maintain(&mut self) -> Result<(), SqliteError> {
+        // The daemon's own snapshots are released by now; another process's
+        // read may still need the log, so wait for it only briefly.
+        if self.checkpoint_truncate(Duration::from_millis(250))? {
+            self.retry_at = None;
+        } else {
+            // Counted in `WalStats::busy` for whoever reports it.
+            self.retry_at = Some(Instant::now() + Duration::from_secs(1));
+        }
+        Ok(())
+    }
+
+    fn load_cv(&mut self) -> Result<u64, SqliteError> {
+        let exists: i64 = self.writer.query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '_rindle_meta'",
+            [],
+            |r| r.get(0),
+        )?;
+        if exists == 0 {
+            return Ok(0);
+        }
+        self.meta_ready = true;
+        let cv: Option<i64> = self
+            .writer
+            .query_row("SELECT value FROM _rindle_meta WHERE key = 'cv'", [], |r| {
+                r.get(0)
+            })
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        Ok(cv.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+    }
+
+    fn store_cv(&mut self, cv: u64) -> Result<(), SqliteError> {
+        if !self.meta_ready {
+            self.writer.execute_batch(META_DDL)?;
+            self.meta_ready = true;
+        }
+        let cv = i64::try_from(cv).map_err(|_| SqliteError::Refused {
+            table: "_rindle_meta".into(),
+            reason: "the commit version overflowed".into(),
+        })?;
+        self.writer
+            .prepare_cached(
+                "INSERT INTO _rindle_meta (key, value) VALUES ('cv', ?1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([cv])?;
+        Ok(())
+    }
 }
+
+/// How long the writer waits for a lock another process holds.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ClusterBackend for SqliteBackend {
     type Reader = PathBuf;
@@ -446,6 +582,10 @@ impl ClusterBackend for SqliteBackend {
     }
 
     fn pin(catalog: &mut SqliteCatalog) -> Result<(), SqliteError> {
+        catalog.hold()
+    }
+
+    fn release(catalog: &mut SqliteCatalog) -> Result<(), SqliteError> {
         catalog.advance()
     }
 }

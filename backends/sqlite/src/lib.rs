@@ -41,8 +41,8 @@ mod source;
 
 use std::fmt;
 
-pub use backend::SqliteBackend;
-pub use plain::{ReadOnly, Rows, checkpoint};
+pub use backend::{DEFAULT_WAL_MAX_BYTES, SqliteBackend, WalStats};
+pub use plain::{ReadOnly, Rows, checkpoint, wal_size};
 pub use rindle_replica::{Committed, QueryId, Update};
 pub use source::{SqliteCatalog, SqliteSource, open_source};
 

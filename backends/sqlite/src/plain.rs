@@ -99,6 +99,14 @@ impl ReadOnly {
     }
 }
 
+/// The size in bytes of the WAL of the database at `path` (0 when there is
+/// none).
+pub fn wal_size(path: &Path) -> u64 {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::metadata(wal).map_or(0, |m| m.len())
+}
+
 /// Checkpoints the WAL of the database at `path` into the main file and
 /// truncates it (what a clean shutdown does once every other connection is
 /// closed). Returns whether the whole WAL was checkpointed.

@@ -18,10 +18,17 @@ use rusqlite::{Connection, OpenFlags, params_from_iter};
 use crate::SqliteError;
 use crate::convert::{quote, read_row, to_sql};
 
-/// A read-only connection holding one read transaction open: every read sees
-/// the database as of the last [`Reader::repin`].
+/// A read-only connection reading one snapshot at a time: every read sees the
+/// database as of the moment the snapshot was pinned, until it is released.
+///
+/// A snapshot held forever would keep SQLite from ever resetting the WAL
+/// (a checkpoint cannot move past a reader's snapshot), so the live layer
+/// holds one only while a derivation needs it ([`Reader::pin_now`] at the
+/// barrier, [`Reader::release`] once derived); other reads pin lazily at the
+/// last commit and are released by the next [`Reader::release`].
 pub(crate) struct Reader {
     conn: Connection,
+    pinned: std::cell::Cell<bool>,
 }
 
 impl Reader {
@@ -46,27 +53,51 @@ impl Reader {
             },
         )?;
         conn.set_prepared_statement_cache_capacity(256);
-        let r = Reader { conn };
-        r.pin()?;
+        let r = Reader {
+            conn,
+            pinned: std::cell::Cell::new(false),
+        };
+        r.pin_now()?;
         Ok(r)
     }
 
-    fn pin(&self) -> Result<(), SqliteError> {
+    /// Pins the last committed state now, unless a snapshot is held already.
+    pub(crate) fn pin_now(&self) -> Result<(), SqliteError> {
+        if self.pinned.get() {
+            return Ok(());
+        }
         self.conn.execute_batch("BEGIN")?;
         // The snapshot is taken at the first read.
-        self.conn
-            .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))?;
+        if let Err(e) = self
+            .conn
+            .query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(()))
+        {
+            let _ = self.conn.execute_batch("ROLLBACK");
+            return Err(e.into());
+        }
+        self.pinned.set(true);
         Ok(())
     }
 
-    /// Moves to the last committed state.
-    pub(crate) fn repin(&self) -> Result<(), SqliteError> {
+    /// Lets go of the snapshot; the next read pins the last committed state.
+    pub(crate) fn release(&self) -> Result<(), SqliteError> {
+        if !self.pinned.replace(false) {
+            return Ok(());
+        }
         self.conn.execute_batch("COMMIT")?;
-        self.pin()
+        Ok(())
     }
 
-    pub(crate) fn connection(&self) -> &Connection {
-        &self.conn
+    /// Moves to the last committed state now.
+    pub(crate) fn repin(&self) -> Result<(), SqliteError> {
+        self.release()?;
+        self.pin_now()
+    }
+
+    /// The connection, inside a snapshot (pinned now if none is held).
+    pub(crate) fn connection(&self) -> Result<&Connection, SqliteError> {
+        self.pin_now()?;
+        Ok(&self.conn)
     }
 }
 
@@ -233,6 +264,7 @@ impl Source for SqliteSource {
         let mut stmt = self
             .reader
             .connection()
+            .map_err(backend)?
             .prepare_cached(&sql)
             .map_err(backend)?;
         let mut rows = stmt.query(params_from_iter(params)).map_err(backend)?;
@@ -284,6 +316,7 @@ impl Source for SqliteSource {
         let mut stmt = self
             .reader
             .connection()
+            .map_err(backend)?
             .prepare_cached(&sql)
             .map_err(backend)?;
         let mut rows = stmt
@@ -357,12 +390,20 @@ impl SqliteCatalog {
         id
     }
 
-    /// Moves every source to the last committed state.
+    /// Moves every source to the last committed state: the overlays go and
+    /// the snapshot is released (the next read pins the last commit).
     pub(crate) fn advance(&mut self) -> Result<(), SqliteError> {
         for s in &mut self.sources {
             s.clear_overlay();
         }
-        self.reader.repin()
+        self.reader.release()
+    }
+
+    /// Moves every source to the last committed state and pins it now, so
+    /// later commits stay invisible until the next [`SqliteCatalog::advance`].
+    pub(crate) fn hold(&mut self) -> Result<(), SqliteError> {
+        self.advance()?;
+        self.reader.pin_now()
     }
 
     pub(crate) fn reader(&self) -> &Reader {
