@@ -49,6 +49,42 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Reply> {
     })
 }
 
+/// Reads a control-plane request body the way its endpoint does, with every
+/// check that needs no database (JSON shape, unknown fields, parameters,
+/// modes, policies, the AST reader): `Err` carries the 400 message. For
+/// fuzzing and tests; unknown endpoints are an error too.
+pub fn check_request(endpoint: &str, body: &[u8]) -> Result<(), String> {
+    let body = Bytes::copy_from_slice(body);
+    let message = |r: Reply| r.1["error"].as_str().unwrap_or_default().to_string();
+    match endpoint {
+        "/materialize" => {
+            let req: MaterializeRequest = parse(&body).map_err(message)?;
+            if req.mode.as_deref().is_some_and(|m| m != "normalized") {
+                return Err("mode must be \"normalized\"".into());
+            }
+        }
+        "/dematerialize" => {
+            parse::<DematerializeRequest>(&body).map_err(message)?;
+        }
+        "/execute-sql-txn" => {
+            let req: TxnRequest = parse(&body).map_err(message)?;
+            mutation::check(&req).map_err(message)?;
+        }
+        "/reject-mutation" => {
+            parse::<RejectRequest>(&body).map_err(message)?;
+        }
+        "/execute-sql-read" => {
+            let req: ReadRequest = parse(&body).map_err(message)?;
+            mutation::params(&req.params).map_err(message)?;
+        }
+        "/query" => {
+            parse::<QueryRequest>(&body).map_err(message)?;
+        }
+        other => return Err(format!("no such endpoint: {other}")),
+    }
+    Ok(())
+}
+
 /// The control plane's router.
 pub(crate) fn router(daemon: Shared) -> Router {
     Router::new()

@@ -25,6 +25,7 @@ use tokio::net::TcpListener;
 
 pub use config::{Config, TableConfig};
 pub use error::ServerError;
+pub use http::check_request;
 
 use daemon::{Daemon, DaemonFeeds};
 

@@ -163,23 +163,32 @@ fn answer(
     }
 }
 
-/// `/execute-sql-txn`. Blocking.
-pub(crate) fn execute(daemon: &Daemon, req: TxnRequest) -> Reply {
+/// A statement and its parameters, checked.
+type Checked<'r> = (Option<(&'r str, u64)>, Vec<(&'r str, Vec<Value>)>);
+
+/// The checks of a transaction request that need no database.
+pub(crate) fn check(req: &TxnRequest) -> Result<Checked<'_>, Reply> {
     let client = match (&req.client_id, req.mid) {
         (Some(c), Some(m)) => Some((c.as_str(), m)),
         (None, None) => None,
-        _ => return bad(StatusCode::BAD_REQUEST, "clientID and mid go together"),
+        _ => return Err(bad(StatusCode::BAD_REQUEST, "clientID and mid go together")),
     };
     if req.statements.is_empty() {
-        return bad(StatusCode::BAD_REQUEST, "statements is empty");
+        return Err(bad(StatusCode::BAD_REQUEST, "statements is empty"));
     }
     let mut statements = Vec::with_capacity(req.statements.len());
     for s in &req.statements {
-        match params(&s.params) {
-            Ok(p) => statements.push((s.sql.as_str(), p)),
-            Err(r) => return r,
-        }
+        statements.push((s.sql.as_str(), params(&s.params)?));
     }
+    Ok((client, statements))
+}
+
+/// `/execute-sql-txn`. Blocking.
+pub(crate) fn execute(daemon: &Daemon, req: TxnRequest) -> Reply {
+    let (client, statements) = match check(&req) {
+        Ok(c) => c,
+        Err(r) => return r,
+    };
     let key = req.idempotency_key.as_deref();
     let result = daemon.cluster.transaction(|tx| {
         if let Some(k) = key {
