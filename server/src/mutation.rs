@@ -51,13 +51,18 @@ enum Abort {
     Gap { lmid: u64, mid: u64 },
     /// The idempotency key was already used, by the transaction at `cv`.
     Seen { cv: u64 },
+    /// A statement does what a client may not do (400, nothing ran).
+    Refused(String),
     /// A statement failed.
     Sql(String),
 }
 
 impl From<SqliteError> for Abort {
     fn from(e: SqliteError) -> Abort {
-        Abort::Sql(e.to_string())
+        match e {
+            SqliteError::NotPermitted(_) => Abort::Refused(e.to_string()),
+            e => Abort::Sql(e.to_string()),
+        }
     }
 }
 
@@ -145,6 +150,7 @@ fn answer(
                 lmid + 1
             ),
         ),
+        Err(TxError::Aborted(Abort::Refused(m))) => bad(StatusCode::BAD_REQUEST, m),
         Err(TxError::Aborted(Abort::Sql(m))) => {
             daemon
                 .metrics
@@ -191,6 +197,10 @@ pub(crate) fn execute(daemon: &Daemon, req: TxnRequest) -> Reply {
     };
     let key = req.idempotency_key.as_deref();
     let result = daemon.cluster.transaction(|tx| {
+        // Every statement is checked before any runs.
+        for (sql, _) in &statements {
+            tx.backend().check_client(sql)?;
+        }
         if let Some(k) = key {
             let seen = tx.backend().query(
                 "SELECT cv FROM _rindle_idempotency WHERE key = ?1",
@@ -204,7 +214,7 @@ pub(crate) fn execute(daemon: &Daemon, req: TxnRequest) -> Reply {
             check_mid(tx, c, mid)?;
         }
         for (sql, p) in &statements {
-            tx.backend().execute(sql, p)?;
+            tx.backend().execute_client(sql, p)?;
         }
         if let Some((c, mid)) = client {
             advance(tx, c, mid)?;

@@ -726,3 +726,99 @@ fn cv_never_goes_backwards_across_sigterm_and_sigkill_and_the_wal_stays_bounded(
     assert_eq!(after_term, resumed + 1);
     assert!(d.stop().success());
 }
+
+#[test]
+fn the_write_endpoint_cannot_brick_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), json!({}));
+    let txn = |stmts: &[&str]| json!({"statements": sql(stmts)}).to_string();
+    let refused = |d: &Daemon, body: String, what: &str| {
+        let r = d.post("/execute-sql-txn", &body);
+        assert_eq!(r.status, 400, "{what}: {}", r.body);
+        let message = r.json()["error"].as_str().unwrap().to_string();
+        assert!(message.contains("not permitted"), "{what}: {message}");
+        message
+    };
+    let ok = |d: &Daemon, stmts: &[&str]| {
+        let r = d.post("/execute-sql-txn", &txn(stmts));
+        assert_eq!(r.status, 200, "{stmts:?}: {}", r.body);
+    };
+    ok(&d, &["INSERT INTO issue VALUES (1, 'a', 1)"]);
+    let keyed = json!({"statements": sql(&["INSERT INTO issue VALUES (2, 'k', 1)"]), "idempotencyKey": "k"}).to_string();
+    assert_eq!(d.post("/execute-sql-txn", &keyed).json()["applied"], true);
+    let mid = |m: u64, id: i64| {
+        json!({"statements": [{"sql": "INSERT INTO issue VALUES (?1, 'm', 0)", "params": [id]}],
+               "clientID": "c", "mid": m})
+        .to_string()
+    };
+    assert_eq!(
+        d.post("/execute-sql-txn", &mid(1, 10)).json()["applied"],
+        true
+    );
+
+    // 1. query_only would fail every later write.
+    let m = refused(&d, txn(&["PRAGMA query_only = ON"]), "query_only");
+    assert!(m.contains("query_only"), "{m}");
+    // 2. An exclusive locking mode would lock out every reader.
+    refused(
+        &d,
+        txn(&["PRAGMA locking_mode = EXCLUSIVE"]),
+        "locking_mode",
+    );
+    // 3. Editing the schema table would keep the daemon from starting.
+    refused(&d, txn(&["PRAGMA writable_schema = ON"]), "writable_schema");
+    refused(
+        &d,
+        txn(&["UPDATE sqlite_master SET sql = 'garbage' WHERE name = 'issue'"]),
+        "sqlite_master",
+    );
+    // 4. and 5. The daemon's own tables.
+    refused(&d, txn(&["DROP TABLE _rindle_idempotency"]), "drop");
+    refused(&d, txn(&["DELETE FROM _rindle_client_mutations"]), "delete");
+    refused(&d, txn(&["UPDATE _rindle_meta SET value = 0"]), "meta");
+    // Transaction control and ATTACH.
+    refused(&d, txn(&["COMMIT"]), "commit");
+    refused(&d, txn(&["ATTACH DATABASE ':memory:' AS x"]), "attach");
+    // A refused statement anywhere in the request: nothing ran, not even
+    // the statements before it.
+    refused(
+        &d,
+        txn(&[
+            "INSERT INTO issue VALUES (3, 'b', 1)",
+            "PRAGMA query_only = ON",
+        ]),
+        "batch",
+    );
+    // Reading PRAGMAs and transactional ones stay allowed.
+    ok(
+        &d,
+        &["PRAGMA user_version = 7", "PRAGMA defer_foreign_keys = ON"],
+    );
+
+    // Everything still works: writes, idempotency, the mutation discipline.
+    ok(&d, &["INSERT INTO issue VALUES (4, 'c', 1)"]);
+    assert_eq!(
+        d.call(
+            "/execute-sql-read",
+            json!({"sql": "SELECT id FROM issue ORDER BY id"})
+        )["rows"],
+        json!([[1], [2], [4], [10]])
+    );
+    assert_eq!(d.post("/execute-sql-txn", &keyed).json()["applied"], false);
+    assert_eq!(
+        d.post("/execute-sql-txn", &mid(1, 11)).json()["applied"],
+        false
+    );
+    // And the daemon starts again on the same file.
+    assert!(d.stop().success());
+    let d = Daemon::start(dir.path(), json!({}));
+    assert_eq!(
+        d.post("/execute-sql-txn", &mid(1, 12)).json()["applied"],
+        false
+    );
+    assert_eq!(
+        d.post("/execute-sql-txn", &mid(2, 12)).json()["applied"],
+        true
+    );
+    assert!(d.stop().success());
+}

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,121 @@ fn capture_row<'a>(
 const META_DDL: &str =
     "CREATE TABLE IF NOT EXISTS _rindle_meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)";
 
+/// Who wrote the SQL being prepared: what the authorizer lets through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Mode {
+    /// The backend's own statements: anything.
+    Internal = 0,
+    /// An embedding application: no transaction control, no ATTACH, no
+    /// change to a registered table's shape, no write to the stored commit
+    /// version.
+    User = 1,
+    /// A remote client of a daemon: also only a few PRAGMAs, and nothing
+    /// that writes or reshapes the daemon's own `_rindle_*` tables.
+    Client = 2,
+}
+
+/// PRAGMAs a client may read: they report and change nothing.
+const READ_PRAGMAS: &[&str] = &[
+    "table_info",
+    "table_xinfo",
+    "table_list",
+    "index_list",
+    "index_info",
+    "index_xinfo",
+    "foreign_key_list",
+    "foreign_key_check",
+    "user_version",
+    "application_id",
+    "data_version",
+    "schema_version",
+    "page_count",
+    "page_size",
+    "freelist_count",
+    "collation_list",
+    "function_list",
+    "compile_options",
+];
+
+/// PRAGMAs a client may set: they live inside the transaction.
+const SET_PRAGMAS: &[&str] = &["user_version", "defer_foreign_keys"];
+
+fn is_internal_table(t: &str) -> bool {
+    t.len() >= 8 && t[..8].eq_ignore_ascii_case("_rindle_")
+}
+
+/// Why `action` is refused to SQL from `mode`, if it is.
+fn refusal(
+    mode: Mode,
+    action: &AuthAction<'_>,
+    registered: &dyn Fn(&str) -> bool,
+) -> Option<String> {
+    let client = mode == Mode::Client;
+    match *action {
+        AuthAction::Transaction { .. } | AuthAction::Savepoint { .. } => {
+            Some("transaction control is the daemon's: each request is one transaction".into())
+        }
+        AuthAction::Attach { .. } | AuthAction::Detach { .. } => {
+            Some("ATTACH and DETACH are not allowed".into())
+        }
+        AuthAction::AlterTable { table_name, .. }
+        | AuthAction::DropTable { table_name }
+        | AuthAction::CreateTrigger { table_name, .. }
+        | AuthAction::CreateTempTrigger { table_name, .. }
+            if registered(table_name) =>
+        {
+            Some(format!(
+                "table `{table_name}` is registered for live queries: its shape and triggers cannot change"
+            ))
+        }
+        AuthAction::Insert { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::Delete { table_name }
+            if table_name.eq_ignore_ascii_case("_rindle_meta") =>
+        {
+            Some("`_rindle_meta` holds the commit version and cannot be written".into())
+        }
+        AuthAction::Pragma {
+            pragma_name,
+            pragma_value,
+        } if client => {
+            let name = pragma_name.to_ascii_lowercase();
+            let allowed = match pragma_value {
+                None => READ_PRAGMAS.contains(&name.as_str()),
+                Some(_) => SET_PRAGMAS.contains(&name.as_str()),
+            };
+            (!allowed).then(|| {
+                format!(
+                    "PRAGMA {pragma_name}{} is not allowed (allowed: reading {}; setting {})",
+                    if pragma_value.is_some() { " = …" } else { "" },
+                    READ_PRAGMAS.join(", "),
+                    SET_PRAGMAS.join(", ")
+                )
+            })
+        }
+        AuthAction::Insert { table_name }
+        | AuthAction::Update { table_name, .. }
+        | AuthAction::Delete { table_name }
+        | AuthAction::DropTable { table_name }
+        | AuthAction::AlterTable { table_name, .. }
+        | AuthAction::CreateIndex { table_name, .. }
+        | AuthAction::DropIndex { table_name, .. }
+        | AuthAction::CreateTrigger { table_name, .. }
+        | AuthAction::CreateTable { table_name }
+            if client && is_internal_table(table_name) =>
+        {
+            Some(format!("`{table_name}` is the daemon's own table"))
+        }
+        _ => None,
+    }
+}
+
+fn is_denied(e: &rusqlite::Error) -> bool {
+    matches!(e, rusqlite::Error::SqliteFailure(f, _)
+        if f.code == rusqlite::ErrorCode::AuthorizationForStatementDenied)
+}
+
 /// The default WAL bound: 64 MiB.
 pub const DEFAULT_WAL_MAX_BYTES: u64 = 64 << 20;
 
@@ -73,9 +188,11 @@ pub struct SqliteBackend {
     path: PathBuf,
     writer: Connection,
     capture: Arc<Mutex<Capture>>,
-    /// Set while user SQL is prepared, so the authorizer can refuse what would
-    /// end the transaction or change a registered table's shape.
-    user_sql: Arc<AtomicBool>,
+    /// Who the SQL being prepared comes from (a [`Mode`] as u8), so the
+    /// authorizer can refuse what that author may not do.
+    mode: Arc<AtomicU8>,
+    /// Why the authorizer last refused, for the error.
+    denied: Arc<Mutex<Option<String>>>,
     in_tx: bool,
     /// The meta table exists (created with the first stored cv).
     meta_ready: bool,
@@ -132,6 +249,55 @@ impl SqliteBackend {
         Ok(done)
     }
 
+    /// Checks that a client may run `sql` under [`SqliteBackend::execute_client`]'s
+    /// rules by preparing it, without running it. A statement that cannot be
+    /// prepared yet (it names a table an earlier statement creates) passes;
+    /// it is checked again when it runs.
+    pub fn check_client(&mut self, sql: &str) -> Result<(), SqliteError> {
+        if !self.in_tx {
+            return Err(SqliteError::NoTransaction);
+        }
+        self.mode.store(Mode::Client as u8, AtomicOrdering::SeqCst);
+        let prepared = self.writer.prepare(sql).map(drop);
+        self.mode
+            .store(Mode::Internal as u8, AtomicOrdering::SeqCst);
+        match prepared {
+            Err(e) if is_denied(&e) => Err(self.denied(e)),
+            // SQLite's own refusal to write the schema table (it would take
+            // `writable_schema`, which clients cannot set).
+            Err(rusqlite::Error::SqliteFailure(_, Some(m)))
+                if m.contains("may not be modified") =>
+            {
+                Err(SqliteError::NotPermitted(m))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs one statement from a remote client: what
+    /// [`SqliteBackend::execute`] refuses, and also every PRAGMA but a few
+    /// that only read or are transactional (`table_info`, `index_list`,
+    /// `user_version`, `defer_foreign_keys`, ...; so never `writable_schema`,
+    /// and the schema table stays read-only), and any write or DDL on the
+    /// daemon's own `_rindle_*` tables.
+    pub fn execute_client(
+        &mut self,
+        sql: &str,
+        params: &[rindle_core::Value],
+    ) -> Result<usize, SqliteError> {
+        let params: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
+        self.guarded(Mode::Client, |c| {
+            Ok(c.execute(sql, params_from_iter(params))?)
+        })
+    }
+
+    fn denied(&self, e: rusqlite::Error) -> SqliteError {
+        match self.denied.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(reason) => SqliteError::NotPermitted(reason),
+            None => SqliteError::Sqlite(e),
+        }
+    }
+
     /// Runs one SQL statement with parameters inside the open transaction;
     /// returns the number of rows it changed.
     ///
@@ -145,7 +311,10 @@ impl SqliteBackend {
         params: &[rindle_core::Value],
     ) -> Result<usize, SqliteError> {
         let params: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
-        self.guarded(|c| Ok(c.execute(sql, params_from_iter(params))?))
+        self.guarded(
+            Mode::User,
+            |c| Ok(c.execute(sql, params_from_iter(params))?),
+        )
     }
 
     /// Runs one statement with parameters inside the open transaction and
@@ -156,17 +325,20 @@ impl SqliteBackend {
         sql: &str,
         params: &[rindle_core::Value],
     ) -> Result<crate::Rows, SqliteError> {
-        self.guarded(|c| crate::plain::collect(&mut c.prepare(sql)?, params))
+        self.guarded(Mode::User, |c| {
+            crate::plain::collect(&mut c.prepare(sql)?, params)
+        })
     }
 
     /// Runs several `;`-separated statements without parameters, all or
     /// nothing within the open transaction (see [`SqliteBackend::execute`]).
     pub fn execute_batch(&mut self, sql: &str) -> Result<(), SqliteError> {
-        self.guarded(|c| Ok(c.execute_batch(sql)?))
+        self.guarded(Mode::User, |c| Ok(c.execute_batch(sql)?))
     }
 
     fn guarded<T>(
         &mut self,
+        mode: Mode,
         f: impl FnOnce(&Connection) -> Result<T, SqliteError>,
     ) -> Result<T, SqliteError> {
         if !self.in_tx {
@@ -174,9 +346,13 @@ impl SqliteBackend {
         }
         let mark = lock(&self.capture).changes.len();
         self.writer.execute_batch("SAVEPOINT rindle_statement")?;
-        self.user_sql.store(true, AtomicOrdering::SeqCst);
-        let result = f(&self.writer);
-        self.user_sql.store(false, AtomicOrdering::SeqCst);
+        self.mode.store(mode as u8, AtomicOrdering::SeqCst);
+        let result = f(&self.writer).map_err(|e| match e {
+            SqliteError::Sqlite(e) if is_denied(&e) => self.denied(e),
+            e => e,
+        });
+        self.mode
+            .store(Mode::Internal as u8, AtomicOrdering::SeqCst);
         let captured_error = lock(&self.capture).error.take();
         match (result, captured_error) {
             (Ok(v), None) => {
@@ -335,27 +511,23 @@ impl Backend for SqliteBackend {
                 }
             },
         ))?;
-        let user_sql = Arc::new(AtomicBool::new(false));
-        let (auth_flag, auth_capture) = (user_sql.clone(), capture.clone());
+        let mode = Arc::new(AtomicU8::new(Mode::Internal as u8));
+        let denied = Arc::new(Mutex::new(None));
+        let (auth_mode, auth_denied, auth_capture) =
+            (mode.clone(), denied.clone(), capture.clone());
         writer.authorizer(Some(move |ctx: AuthContext<'_>| {
-            if !auth_flag.load(AtomicOrdering::SeqCst) {
-                return Authorization::Allow;
-            }
+            let mode = match auth_mode.load(AtomicOrdering::SeqCst) {
+                m if m == Mode::User as u8 => Mode::User,
+                m if m == Mode::Client as u8 => Mode::Client,
+                _ => return Authorization::Allow,
+            };
             let registered = |t: &str| lock(&auth_capture).tables.contains_key(t);
-            match ctx.action {
-                AuthAction::Transaction { .. }
-                | AuthAction::Savepoint { .. }
-                | AuthAction::Attach { .. }
-                | AuthAction::Detach { .. } => Authorization::Deny,
-                AuthAction::AlterTable { table_name, .. }
-                | AuthAction::DropTable { table_name }
-                | AuthAction::CreateTrigger { table_name, .. }
-                | AuthAction::CreateTempTrigger { table_name, .. }
-                    if registered(table_name) =>
-                {
+            match refusal(mode, &ctx.action, &registered) {
+                None => Authorization::Allow,
+                Some(reason) => {
+                    *auth_denied.lock().unwrap_or_else(|p| p.into_inner()) = Some(reason);
                     Authorization::Deny
                 }
-                _ => Authorization::Allow,
             }
         }))?;
         let reader = Reader::open(&path)?;
@@ -364,7 +536,8 @@ impl Backend for SqliteBackend {
                 path,
                 writer,
                 capture,
-                user_sql,
+                mode,
+                denied,
                 in_tx: false,
                 meta_ready: false,
                 wal_max_bytes: DEFAULT_WAL_MAX_BYTES,

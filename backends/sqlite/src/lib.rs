@@ -90,6 +90,9 @@ pub enum SqliteError {
     /// A statement given to a read-only connection would write, change the
     /// schema, attach a database or control transactions.
     NotReadOnly,
+    /// The statement does something its author may not do (names what and
+    /// why); it was refused before it ran.
+    NotPermitted(String),
 }
 
 impl fmt::Display for SqliteError {
@@ -112,6 +115,7 @@ impl fmt::Display for SqliteError {
             SqliteError::NotReadOnly => {
                 f.write_str("only reading statements are allowed on a read-only connection")
             }
+            SqliteError::NotPermitted(why) => write!(f, "statement not permitted: {why}"),
         }
     }
 }
