@@ -50,6 +50,20 @@ pub struct Config {
     /// checkpointed and truncated before the next transaction (or within
     /// 100 ms when idle).
     pub wal_max_bytes: u64,
+    /// The deepest query `/materialize` and `/query` accept: each `related`
+    /// child or EXISTS subquery is one level below its parent.
+    pub max_query_depth: usize,
+    /// The most parts (levels, conditions, relationships) a query may have.
+    pub max_query_nodes: usize,
+    /// How long one `/execute-sql-read` statement may run (ms).
+    pub read_timeout_ms: u64,
+    /// The most rows one `/execute-sql-read` may return.
+    pub read_max_rows: usize,
+    /// The most bytes of cell data one `/execute-sql-read` may return.
+    pub read_max_bytes: usize,
+    /// `/healthz` reports the writer or a worker that has spent this long
+    /// (ms) on one transaction or command as stalled.
+    pub health_stall_ms: u64,
 }
 
 impl Default for Config {
@@ -67,6 +81,12 @@ impl Default for Config {
             default_lease_ttl_ms: 30_000,
             tables: Vec::new(),
             wal_max_bytes: rindle_sqlite::DEFAULT_WAL_MAX_BYTES,
+            max_query_depth: 10,
+            max_query_nodes: 500,
+            read_timeout_ms: 5_000,
+            read_max_rows: 100_000,
+            read_max_bytes: 32 << 20,
+            health_stall_ms: 30_000,
         }
     }
 }
@@ -103,6 +123,19 @@ impl Config {
         if self.wal_max_bytes < 64 * 1024 {
             return Err(ServerError::Config(
                 "walMaxBytes must be at least 65536".into(),
+            ));
+        }
+        if self.read_timeout_ms == 0 || self.read_max_rows == 0 || self.read_max_bytes == 0 {
+            return Err(ServerError::Config(
+                "readTimeoutMs, readMaxRows and readMaxBytes must be positive".into(),
+            ));
+        }
+        if self.health_stall_ms == 0 {
+            return Err(ServerError::Config("healthStallMs must be positive".into()));
+        }
+        if self.max_query_depth == 0 || self.max_query_nodes == 0 {
+            return Err(ServerError::Config(
+                "maxQueryDepth and maxQueryNodes must be positive".into(),
             ));
         }
         if self.default_lease_ttl_ms == 0 {

@@ -2,14 +2,16 @@
 //! leases, and the counters `/metrics` reports.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rindle_core::{Ast, TableSchema};
 use rindle_replica::cluster::Cluster;
-use rindle_sqlite::{ReadOnly, SqliteBackend, WalStats};
+use rindle_sqlite::{ReadLimits, ReadOnly, SqliteBackend, WalStats};
 use rindle_transport::{AttachRequest, Attached, Feeds, Hub, HubError, MatId, Plane, Refusal};
+
+use crate::validate::{QueryLimits, Refusal as QueryRefusal, check_query};
 
 /// How a materialization lives.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,10 +62,30 @@ pub(crate) struct Daemon {
     pub(crate) read_only: Mutex<ReadOnly>,
     pub(crate) db_path: std::path::PathBuf,
     pub(crate) metrics: Metrics,
-    pub(crate) workers: usize,
     pub(crate) plane: Mutex<Option<Plane>>,
     pub(crate) wal_stats: Arc<WalStats>,
+    pub(crate) query_limits: QueryLimits,
+    pub(crate) read_limits: ReadLimits,
+    /// A connection of `/healthz`'s own, so it never queues behind reads.
+    health_reader: Mutex<ReadOnly>,
+    health_stall: Duration,
+    /// Whether each public plane's server is still running.
+    pub(crate) planes_up: PlanesUp,
     registry: Mutex<Registry>,
+}
+
+/// Set false when a public plane's server task ends.
+pub(crate) struct PlanesUp {
+    pub(crate) ws: AtomicBool,
+    pub(crate) quic: Option<AtomicBool>,
+}
+
+/// Why `/materialize` failed.
+pub(crate) enum MaterializeError {
+    /// The query is refused as written (400).
+    Refused(QueryRefusal),
+    /// The hub could not place or hydrate it.
+    Hub(HubError),
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -110,6 +132,7 @@ impl Daemon {
         hub: Hub<SqliteBackend>,
         schemas: Vec<TableSchema>,
         read_only: ReadOnly,
+        health_reader: ReadOnly,
         wal_stats: Arc<WalStats>,
         config: &crate::Config,
     ) -> Daemon {
@@ -123,9 +146,23 @@ impl Daemon {
             read_only: Mutex::new(read_only),
             db_path: config.db.clone(),
             metrics: Metrics::default(),
-            workers: config.n_workers,
             plane: Mutex::new(None),
             wal_stats,
+            query_limits: QueryLimits {
+                max_depth: config.max_query_depth,
+                max_nodes: config.max_query_nodes,
+            },
+            read_limits: ReadLimits {
+                time: Duration::from_millis(config.read_timeout_ms),
+                max_rows: config.read_max_rows,
+                max_bytes: config.read_max_bytes,
+            },
+            health_reader: Mutex::new(health_reader),
+            health_stall: Duration::from_millis(config.health_stall_ms),
+            planes_up: PlanesUp {
+                ws: AtomicBool::new(true),
+                quic: config.quic_port.map(|_| AtomicBool::new(true)),
+            },
             registry: Mutex::new(Registry::default()),
         }
     }
@@ -140,8 +177,13 @@ impl Daemon {
         ast: &Ast,
         policy: Policy,
         lease_ttl: Duration,
-    ) -> Result<Materialized, HubError> {
-        let (id, reused) = self.hub.materialize(ast, &self.schemas())?;
+    ) -> Result<Materialized, MaterializeError> {
+        let schemas = self.schemas();
+        check_query(ast, &schemas, self.query_limits).map_err(MaterializeError::Refused)?;
+        let (id, reused) = self
+            .hub
+            .materialize(ast, &schemas)
+            .map_err(MaterializeError::Hub)?;
         let canonical = serde_json::to_string(ast).unwrap_or_default();
         let key = query_key(&canonical);
         let token = random_hex(16);
@@ -281,10 +323,53 @@ impl Daemon {
         })
     }
 
-    /// The database answers and every worker is up. Blocking.
-    pub(crate) fn healthy(&self, workers: usize) -> bool {
-        let db = lock(&self.read_only).query("SELECT 1", &[]).is_ok();
-        db && self.cluster.worker_count() == workers
+    /// What is broken, by part: the writer, each worker, each public plane
+    /// and the database file. Empty when healthy. Waits on nothing but its
+    /// own connection (a concurrent check skips the database probe), so it
+    /// answers however busy the daemon is. Blocking (the probe).
+    pub(crate) fn health_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let stalled = |d: Option<Duration>| d.filter(|d| *d >= self.health_stall);
+        let writer = self.cluster.writer_health();
+        if let Some(why) = writer.failing {
+            problems.push(format!("writer: the last transaction failed: {why}"));
+        }
+        if let Some(d) = stalled(writer.busy_for) {
+            problems.push(format!(
+                "writer: one transaction has held it for {} ms",
+                d.as_millis()
+            ));
+        }
+        for w in self.cluster.worker_health() {
+            if !w.alive {
+                problems.push(format!("worker {}: down", w.index));
+            } else if let Some(d) = stalled(w.busy_for) {
+                problems.push(format!(
+                    "worker {}: busy with one command for {} ms",
+                    w.index,
+                    d.as_millis()
+                ));
+            }
+        }
+        if !self.planes_up.ws.load(Ordering::SeqCst) {
+            problems.push("websocket plane: stopped".into());
+        }
+        if let Some(q) = &self.planes_up.quic
+            && !q.load(Ordering::SeqCst)
+        {
+            problems.push("quic plane: stopped".into());
+        }
+        if let Ok(mut probe) = self.health_reader.try_lock() {
+            let limits = ReadLimits {
+                time: Duration::from_secs(1),
+                max_rows: 1,
+                max_bytes: 1 << 10,
+            };
+            if let Err(e) = probe.query_limited("SELECT count(*) FROM sqlite_schema", &[], limits) {
+                problems.push(format!("database: {e}"));
+            }
+        }
+        problems
     }
 
     fn resolve(&self, token: &str) -> Option<MatId> {

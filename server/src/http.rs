@@ -13,13 +13,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use rindle_core::{Ast, ColumnType, Engine, QueryId, ResultJson};
-use rindle_sqlite::SqliteCatalog;
+use rindle_sqlite::{SqliteCatalog, SqliteError};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value as Json, json};
 
-use crate::daemon::{Daemon, Policy, query_key};
+use crate::daemon::{Daemon, MaterializeError, Policy, query_key};
 use crate::mutation::{self, TxnRequest};
+use crate::validate::check_query;
 
 type Shared = Arc<Daemon>;
 
@@ -189,7 +190,8 @@ async fn materialize(State(d): State<Shared>, body: Bytes) -> Reply {
     let daemon = d.clone();
     match blocking(move || daemon.materialize(&req.ast, policy, lease_ttl)).await {
         Err(r) => r,
-        Ok(Err(e)) => bad(StatusCode::BAD_REQUEST, e),
+        Ok(Err(MaterializeError::Refused(e))) => bad(StatusCode::BAD_REQUEST, e),
+        Ok(Err(MaterializeError::Hub(e))) => bad(StatusCode::BAD_REQUEST, e),
         Ok(Ok(m)) => ok(json!({
             "materializationId": m.materialization_id,
             "queryKey": m.query_key,
@@ -286,12 +288,26 @@ async fn execute_sql_read(State(d): State<Shared>, body: Bytes) -> Reply {
     };
     let daemon = d.clone();
     let result = blocking(move || {
-        let ro = daemon.read_only.lock().unwrap_or_else(|p| p.into_inner());
-        ro.query(&req.sql, &params)
+        let mut ro = daemon.read_only.lock().unwrap_or_else(|p| p.into_inner());
+        ro.query_limited(&req.sql, &params, daemon.read_limits)
     })
     .await;
     match result {
         Err(r) => r,
+        Ok(Err(e @ SqliteError::ResultTooLarge { what, .. })) => bad(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "{e} ({})",
+                if what == "rows" {
+                    "readMaxRows"
+                } else {
+                    "readMaxBytes"
+                }
+            ),
+        ),
+        Ok(Err(e @ SqliteError::TimedOut { .. })) => {
+            bad(StatusCode::BAD_REQUEST, format!("{e} (readTimeoutMs)"))
+        }
         Ok(Err(e)) => bad(StatusCode::BAD_REQUEST, e),
         Ok(Ok(rows)) => {
             d.metrics.reads_served.fetch_add(1, Ordering::Relaxed);
@@ -316,7 +332,10 @@ async fn query(State(d): State<Shared>, body: Bytes) -> Reply {
     let daemon = d.clone();
     let result = blocking(move || {
         let cv = daemon.cluster.cv();
-        let catalog = SqliteCatalog::open(&daemon.db_path, &daemon.schemas())
+        let schemas = daemon.schemas();
+        check_query(&req.ast, &schemas, daemon.query_limits)
+            .map_err(|e| bad(StatusCode::BAD_REQUEST, e))?;
+        let catalog = SqliteCatalog::open(&daemon.db_path, &schemas)
             .map_err(|e| bad(StatusCode::INTERNAL_SERVER_ERROR, e))?;
         let mut engine = Engine::new(catalog);
         let nodes = engine
@@ -393,12 +412,15 @@ async fn metrics(State(d): State<Shared>) -> Response {
 
 async fn healthz(State(d): State<Shared>) -> Reply {
     let daemon = d.clone();
-    let healthy = blocking(move || daemon.healthy(daemon.workers))
+    let problems = blocking(move || daemon.health_problems())
         .await
-        .unwrap_or(false);
-    if healthy {
+        .unwrap_or_else(|_| vec!["the health check itself failed".into()]);
+    if problems.is_empty() {
         ok(json!({ "ok": true }))
     } else {
-        Reply(StatusCode::SERVICE_UNAVAILABLE, json!({ "ok": false }))
+        Reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "ok": false, "problems": problems }),
+        )
     }
 }

@@ -11,6 +11,7 @@ mod error;
 mod http;
 mod metrics;
 mod mutation;
+mod validate;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -81,11 +82,13 @@ pub async fn run(
     let cluster = Arc::new(cluster);
     let hub = Hub::start(cluster.clone(), events);
     let read_only = ReadOnly::open(&config.db).map_err(db_err)?;
+    let health_reader = ReadOnly::open(&config.db).map_err(db_err)?;
     let daemon = Arc::new(Daemon::new(
         cluster.clone(),
         hub.clone(),
         schemas,
         read_only,
+        health_reader,
         wal_stats,
         &config,
     ));
@@ -148,8 +151,26 @@ pub async fn run(
             })
             .await
     });
-    let ws = tokio::spawn(serve_ws(ws_listener, plane.clone()));
-    let quic_task = quic.map(|e| tokio::spawn(serve_quic(e, plane.clone())));
+    let ws = {
+        let (d, plane) = (daemon.clone(), plane.clone());
+        tokio::spawn(async move {
+            let r = serve_ws(ws_listener, plane).await;
+            d.planes_up
+                .ws
+                .store(false, std::sync::atomic::Ordering::SeqCst);
+            r
+        })
+    };
+    let quic_task = quic.map(|e| {
+        let (d, plane) = (daemon.clone(), plane.clone());
+        tokio::spawn(async move {
+            let r = serve_quic(e, plane).await;
+            if let Some(q) = &d.planes_up.quic {
+                q.store(false, std::sync::atomic::Ordering::SeqCst);
+            }
+            r
+        })
+    });
     let sweeper = {
         let d = daemon.clone();
         tokio::spawn(async move {

@@ -822,3 +822,115 @@ fn the_write_endpoint_cannot_brick_the_database() {
     );
     assert!(d.stop().success());
 }
+
+#[test]
+fn materialize_and_query_validate_alike_and_enforce_the_query_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), json!({"maxQueryDepth": 4, "maxQueryNodes": 40}));
+    let refusal = |path: &str, ast: &Json| {
+        let r = d.post(path, &json!({ "ast": ast }).to_string());
+        assert_eq!(r.status, 400, "{path} {ast}: {}", r.body);
+        r.json()["error"].as_str().unwrap().to_string()
+    };
+    let both = |ast: Json, needle: &str| {
+        let m = refusal("/materialize", &ast);
+        let q = refusal("/query", &ast);
+        assert_eq!(m, q, "the two endpoints disagree on {ast}");
+        assert!(m.contains(needle), "{m}");
+    };
+    // Unknown columns wherever a column is named.
+    both(json!({"table": "issue", "select": ["id", "nope"]}), "nope");
+    both(
+        json!({"table": "issue", "groupBy": ["nope"], "aggregate": "count"}),
+        "nope",
+    );
+    both(
+        json!({"table": "issue", "orderBy": [["nope", "asc"]]}),
+        "nope",
+    );
+    both(
+        json!({"table": "issue", "related": [{"correlation": {"parentField": ["id"], "childField": ["issueID"]},
+            "subquery": {"table": "comment", "alias": "c", "select": ["body", "nope"]}}]}),
+        "nope",
+    );
+    // Too deep: a chain of self-joins, one level past the limit.
+    let mut deep = json!({"table": "issue", "alias": "p"});
+    for _ in 0..4 {
+        deep = json!({"table": "issue", "alias": "p", "related": [{
+            "correlation": {"parentField": ["id"], "childField": ["id"]}, "subquery": deep}]});
+    }
+    both(deep, "maxQueryDepth");
+    // Too many parts.
+    let wide: Vec<Json> = (0..50)
+        .map(|i| json!({"type":"simple","op":"=","left":{"type":"column","name":"id"},"right":{"type":"literal","value":i}}))
+        .collect();
+    both(
+        json!({"table": "issue", "where": {"type": "or", "conditions": wide}}),
+        "maxQueryNodes",
+    );
+    // Within the limits, both answer.
+    let fine = json!({"table": "issue", "select": ["id", "title"], "limit": 3});
+    d.call("/materialize", json!({ "ast": fine }));
+    d.call("/query", json!({ "ast": fine }));
+    // Nothing was left behind by the refusals.
+    assert_eq!(d.call("/stats", json!({}))["materializations"], 1);
+}
+
+#[test]
+fn reads_are_bounded_and_healthz_never_waits_behind_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        json!({"readTimeoutMs": 1500, "readMaxRows": 100, "readMaxBytes": 65536}),
+    );
+    let port = d.port("httpPort");
+    let endless = json!({"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"});
+    let started = std::time::Instant::now();
+    let slow = std::thread::spawn(move || {
+        let r = http(
+            port,
+            "POST",
+            "/execute-sql-read",
+            &endless.to_string(),
+            None,
+        );
+        (r.status, r.body, started.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // While the read runs: health, writes and other reads answer at once.
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let h = http(port, "GET", "/healthz", "", None);
+        assert_eq!(h.status, 200, "{}", h.body);
+        assert_eq!(h.json(), json!({"ok": true}));
+        assert!(
+            t.elapsed() < Duration::from_millis(700),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    d.call(
+        "/execute-sql-txn",
+        json!({"statements": sql(&["INSERT INTO issue VALUES (1, 'a', 1)"])}),
+    );
+    let (status, body, took) = slow.join().unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("readTimeoutMs"), "{body}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // Too many rows, too many bytes: 413 naming the cap.
+    let r = d.post(
+        "/execute-sql-read",
+        &json!({"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 500) SELECT x FROM c"}).to_string(),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.body.contains("readMaxRows"), "{}", r.body);
+    let r = d.post(
+        "/execute-sql-read",
+        &json!({"sql": "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 90) SELECT hex(randomblob(1000)) FROM c"}).to_string(),
+    );
+    assert_eq!(r.status, 413, "{}", r.body);
+    assert!(r.body.contains("readMaxBytes"), "{}", r.body);
+    // Within the caps, the connection still serves.
+    let r = d.call("/execute-sql-read", json!({"sql": "SELECT id FROM issue"}));
+    assert_eq!(r["rows"], json!([[1]]));
+}

@@ -35,9 +35,11 @@
 use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use rindle_core::{
     Ast, Change, Engine, EngineError, QueryEvent, QueryId, Row, SourceChange, TableSchema,
@@ -110,7 +112,7 @@ pub enum ClusterEvent {
         changes: Vec<Change>,
         /// Time the worker spent deriving this query's changes for the
         /// transaction.
-        derive_time: std::time::Duration,
+        derive_time: Duration,
     },
     /// Deriving the query failed; it has been torn down.
     Faulted {
@@ -189,8 +191,89 @@ impl ClusterOptions {
     }
 }
 
+/// A clock readable without locks: when something became busy, as
+/// milliseconds since an epoch, plus one (0 means idle).
+#[derive(Debug)]
+struct Busy {
+    epoch: Instant,
+    since: AtomicU64,
+}
+
+impl Busy {
+    fn new(epoch: Instant) -> Busy {
+        Busy {
+            epoch,
+            since: AtomicU64::new(0),
+        }
+    }
+
+    fn start(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.since.store(ms + 1, Ordering::Relaxed);
+    }
+
+    fn stop(&self) {
+        self.since.store(0, Ordering::Relaxed);
+    }
+
+    fn busy_for(&self) -> Option<Duration> {
+        match self.since.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_millis(ms - 1)),
+            ),
+        }
+    }
+}
+
+/// A worker's heartbeat, written by its thread, read by anyone.
+#[derive(Debug)]
+struct Beat {
+    alive: AtomicBool,
+    busy: Busy,
+}
+
+/// Marks a worker thread down when it ends, however it ends.
+struct AliveGuard(Arc<Beat>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.busy.stop();
+        self.0.alive.store(false, Ordering::SeqCst);
+    }
+}
+
+/// A worker's state, as [`Cluster::worker_health`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WorkerHealth {
+    /// The worker's index.
+    pub index: usize,
+    /// Its thread is running (a dead one is respawned by the next operation
+    /// that reaches it).
+    pub alive: bool,
+    /// How long it has been working on its current command, if it is.
+    pub busy_for: Option<Duration>,
+}
+
+/// The writer's state, as [`Cluster::writer_health`] sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriterHealth {
+    /// How long the current transaction has held the writer, if one does.
+    pub busy_for: Option<Duration>,
+    /// Why the last transaction failed in the backend (beginning, recording
+    /// or committing it — not a statement of its own), until one commits.
+    pub failing: Option<String>,
+}
+
 /// The multi-threaded live engine. Shareable across threads.
 pub struct Cluster<B: ClusterBackend> {
+    beats: Vec<Arc<Beat>>,
+    writer_busy: Busy,
+    writer_failure: Mutex<Option<String>>,
     writer: Mutex<Writer<B>>,
     faults: Faults,
     workers: Mutex<Vec<Worker>>,
@@ -216,6 +299,7 @@ type Faults = Arc<Mutex<Vec<QueryId>>>;
 
 struct WorkerSetup<B: ClusterBackend> {
     index: usize,
+    beat: Arc<Beat>,
     reader: B::Reader,
     tables: Vec<TableSchema>,
     events: SyncSender<ClusterEvent>,
@@ -250,6 +334,8 @@ struct Memory {
 /// (new `Hydrated` events replace what consumers hold) and emits the progress
 /// marker of the transaction it was applying.
 fn worker_loop<B: ClusterBackend>(setup: &WorkerSetup<B>, rx: &Receiver<Cmd>) {
+    setup.beat.alive.store(true, Ordering::SeqCst);
+    let _alive = AliveGuard(setup.beat.clone());
     let mut memory = Memory {
         tables: setup.tables.clone(),
         ..Memory::default()
@@ -314,6 +400,8 @@ fn worker_run<B: ClusterBackend>(
         let _ = events.send(ClusterEvent::Progress { worker: index, cv });
     }
     while let Ok(cmd) = rx.recv() {
+        setup.beat.busy.start();
+        let _done = BusyGuard(&setup.beat.busy);
         match cmd {
             Cmd::AddTable(schema, reply) => {
                 let r =
@@ -363,11 +451,11 @@ fn worker_run<B: ClusterBackend>(
                 if setup.killer.as_ref().is_some_and(|k| k(index, cv)) {
                     panic!("injected worker failure");
                 }
-                let mut spent: HashMap<QueryId, std::time::Duration> = HashMap::new();
+                let mut spent: HashMap<QueryId, Duration> = HashMap::new();
                 for (table, change) in changes.iter() {
                     let mut isolate =
                         |q: QueryId, derive: &mut dyn FnMut() -> Result<(), EngineError>| {
-                            let started = std::time::Instant::now();
+                            let started = Instant::now();
                             let r = match catch_unwind(AssertUnwindSafe(|| {
                                 if injector.is_some_and(|f| f(q, cv)) {
                                     panic!("injected fault");
@@ -431,6 +519,15 @@ fn worker_run<B: ClusterBackend>(
     }
 }
 
+/// Marks the end of a command however it ends.
+struct BusyGuard<'a>(&'a Busy);
+
+impl Drop for BusyGuard<'_> {
+    fn drop(&mut self) {
+        self.0.stop();
+    }
+}
+
 /// Why a cluster operation failed.
 pub type ClusterError<E> = DbError<E>;
 
@@ -456,10 +553,20 @@ impl<B: ClusterBackend> Cluster<B> {
         let (events, rx) = sync_channel(options.queue.max(1));
         let tables: Vec<TableSchema> = schemas.values().cloned().collect();
         let faults = Faults::default();
+        let epoch = Instant::now();
+        let beats: Vec<Arc<Beat>> = (0..options.workers.max(1))
+            .map(|_| {
+                Arc::new(Beat {
+                    alive: AtomicBool::new(true),
+                    busy: Busy::new(epoch),
+                })
+            })
+            .collect();
         let workers = (0..options.workers.max(1))
             .map(|i| {
                 let (cmd, thread) = spawn_worker::<B>(WorkerSetup {
                     index: i,
+                    beat: beats[i].clone(),
                     reader: reader.clone(),
                     tables: tables.clone(),
                     events: events.clone(),
@@ -477,6 +584,9 @@ impl<B: ClusterBackend> Cluster<B> {
             .collect();
         Ok((
             Cluster {
+                beats,
+                writer_busy: Busy::new(epoch),
+                writer_failure: Mutex::new(None),
                 writer: Mutex::new(Writer { backend, cv }),
                 faults,
                 workers: Mutex::new(workers),
@@ -535,7 +645,28 @@ impl<B: ClusterBackend> Cluster<B> {
 
     /// The number of worker threads.
     pub fn worker_count(&self) -> usize {
-        lock(&self.workers).len()
+        self.beats.len()
+    }
+
+    /// Every worker's state, read without waiting on any of them.
+    pub fn worker_health(&self) -> Vec<WorkerHealth> {
+        self.beats
+            .iter()
+            .enumerate()
+            .map(|(index, b)| WorkerHealth {
+                index,
+                alive: b.alive.load(Ordering::SeqCst),
+                busy_for: b.busy.busy_for(),
+            })
+            .collect()
+    }
+
+    /// The writer's state, read without waiting on it.
+    pub fn writer_health(&self) -> WriterHealth {
+        WriterHealth {
+            busy_for: self.writer_busy.busy_for(),
+            failing: lock(&self.writer_failure).clone(),
+        }
     }
 
     /// The workers, with the queries their threads have torn down forgotten.
@@ -566,8 +697,10 @@ impl<B: ClusterBackend> Cluster<B> {
             let _ = t.join();
         }
         let tables: Vec<TableSchema> = lock(&self.schemas).values().cloned().collect();
+        self.beats[i].alive.store(true, Ordering::SeqCst);
         let (cmd, thread) = spawn_worker::<B>(WorkerSetup {
             index: i,
+            beat: self.beats[i].clone(),
             reader: self.reader.clone(),
             tables,
             events: self.events.clone(),
@@ -676,7 +809,23 @@ impl<B: ClusterBackend> Cluster<B> {
         f: impl FnOnce(&mut ClusterTx<'_, B>) -> Result<T, E>,
     ) -> Result<(u64, T), TxError<E, B::Error>> {
         let mut w = lock(&self.writer);
-        self.maintain_locked(&mut w).map_err(TxError::Db)?;
+        self.writer_busy.start();
+        let _done = BusyGuard(&self.writer_busy);
+        let result = self.transaction_locked(&mut w, f);
+        match &result {
+            Ok(_) => *lock(&self.writer_failure) = None,
+            Err(TxError::Db(e)) => *lock(&self.writer_failure) = Some(e.to_string()),
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn transaction_locked<T, E>(
+        &self,
+        w: &mut Writer<B>,
+        f: impl FnOnce(&mut ClusterTx<'_, B>) -> Result<T, E>,
+    ) -> Result<(u64, T), TxError<E, B::Error>> {
+        self.maintain_locked(w).map_err(TxError::Db)?;
         w.backend
             .begin()
             .map_err(|e| TxError::Db(DbError::Backend(e)))?;

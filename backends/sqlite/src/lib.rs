@@ -42,7 +42,7 @@ mod source;
 use std::fmt;
 
 pub use backend::{DEFAULT_WAL_MAX_BYTES, SqliteBackend, WalStats};
-pub use plain::{ReadOnly, Rows, checkpoint, wal_size};
+pub use plain::{ReadLimits, ReadOnly, Rows, checkpoint, wal_size};
 pub use rindle_replica::{Committed, QueryId, Update};
 pub use source::{SqliteCatalog, SqliteSource, open_source};
 
@@ -93,6 +93,18 @@ pub enum SqliteError {
     /// The statement does something its author may not do (names what and
     /// why); it was refused before it ran.
     NotPermitted(String),
+    /// A read ran past its time limit and was interrupted.
+    TimedOut {
+        /// The limit.
+        limit: std::time::Duration,
+    },
+    /// A read's result was over a limit (`what` is "rows" or "bytes").
+    ResultTooLarge {
+        /// What was counted.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
 }
 
 impl fmt::Display for SqliteError {
@@ -116,6 +128,14 @@ impl fmt::Display for SqliteError {
                 f.write_str("only reading statements are allowed on a read-only connection")
             }
             SqliteError::NotPermitted(why) => write!(f, "statement not permitted: {why}"),
+            SqliteError::TimedOut { limit } => write!(
+                f,
+                "the statement ran longer than the limit of {} ms and was interrupted",
+                limit.as_millis()
+            ),
+            SqliteError::ResultTooLarge { what, limit } => {
+                write!(f, "the result has more than the limit of {limit} {what}")
+            }
         }
     }
 }

@@ -2,7 +2,7 @@
 //! read-only connection that refuses anything but reading.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rindle_core::Value;
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
@@ -32,17 +32,77 @@ fn cell(v: ValueRef<'_>) -> Value {
     }
 }
 
+/// Bounds on one ad-hoc read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// How long the statement may run before it is interrupted.
+    pub time: Duration,
+    /// The most rows it may return.
+    pub max_rows: usize,
+    /// The most bytes of cell data it may return (text and BLOBs by their
+    /// length, every other cell as 8).
+    pub max_bytes: usize,
+}
+
+impl Default for ReadLimits {
+    /// 5 s, 100,000 rows, 32 MiB.
+    fn default() -> ReadLimits {
+        ReadLimits {
+            time: Duration::from_secs(5),
+            max_rows: 100_000,
+            max_bytes: 32 << 20,
+        }
+    }
+}
+
+const UNLIMITED: ReadLimits = ReadLimits {
+    time: Duration::MAX,
+    max_rows: usize::MAX,
+    max_bytes: usize::MAX,
+};
+
+fn cell_bytes(v: &ValueRef<'_>) -> usize {
+    match v {
+        ValueRef::Text(t) => t.len(),
+        ValueRef::Blob(b) => b.len(),
+        _ => 8,
+    }
+}
+
 /// Runs a prepared statement and collects its rows.
 pub(crate) fn collect(stmt: &mut Statement<'_>, params: &[Value]) -> Result<Rows, SqliteError> {
+    collect_limited(stmt, params, &UNLIMITED)
+}
+
+fn collect_limited(
+    stmt: &mut Statement<'_>,
+    params: &[Value],
+    limits: &ReadLimits,
+) -> Result<Rows, SqliteError> {
     let columns: Vec<String> = stmt.column_names().map(String::from).collect();
     let n = columns.len();
     let params: Vec<rusqlite::types::Value> = params.iter().map(to_sql).collect();
     let mut rows = Vec::new();
+    let mut bytes = 0usize;
     let mut q = stmt.query(params_from_iter(params))?;
     while let Some(r) = q.next()? {
+        if rows.len() == limits.max_rows {
+            return Err(SqliteError::ResultTooLarge {
+                what: "rows",
+                limit: limits.max_rows,
+            });
+        }
         let mut cells = Vec::with_capacity(n);
         for i in 0..n {
-            cells.push(cell(r.get_ref(i)?));
+            let v = r.get_ref(i)?;
+            bytes = bytes.saturating_add(cell_bytes(&v));
+            cells.push(cell(v));
+        }
+        if bytes > limits.max_bytes {
+            return Err(SqliteError::ResultTooLarge {
+                what: "bytes",
+                limit: limits.max_bytes,
+            });
         }
         rows.push(cells);
     }
@@ -82,9 +142,40 @@ impl ReadOnly {
         Ok(ReadOnly { conn })
     }
 
-    /// Runs one reading statement with parameters.
-    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, SqliteError> {
-        let mut stmt = self.conn.prepare(sql).map_err(|e| match e {
+    /// Runs one reading statement with parameters, within `limits`: past its
+    /// time the statement is interrupted ([`SqliteError::TimedOut`]), and a
+    /// result over its rows or bytes is refused
+    /// ([`SqliteError::ResultTooLarge`]).
+    pub fn query_limited(
+        &mut self,
+        sql: &str,
+        params: &[Value],
+        limits: ReadLimits,
+    ) -> Result<Rows, SqliteError> {
+        let deadline = Instant::now().checked_add(limits.time);
+        if let Some(deadline) = deadline {
+            // Checked every thousand virtual-machine steps.
+            self.conn
+                .progress_handler(1000, Some(move || Instant::now() >= deadline))?;
+        }
+        let result = self
+            .prepare(sql)
+            .and_then(|mut stmt| collect_limited(&mut stmt, params, &limits));
+        if deadline.is_some() {
+            self.conn.progress_handler(0, None::<fn() -> bool>)?;
+        }
+        result.map_err(|e| match e {
+            SqliteError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if f.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                SqliteError::TimedOut { limit: limits.time }
+            }
+            e => e,
+        })
+    }
+
+    fn prepare(&self, sql: &str) -> Result<Statement<'_>, SqliteError> {
+        let stmt = self.conn.prepare(sql).map_err(|e| match e {
             rusqlite::Error::SqliteFailure(f, _)
                 if f.code == rusqlite::ErrorCode::AuthorizationForStatementDenied =>
             {
@@ -95,7 +186,12 @@ impl ReadOnly {
         if !stmt.readonly() {
             return Err(SqliteError::NotReadOnly);
         }
-        collect(&mut stmt, params)
+        Ok(stmt)
+    }
+
+    /// Runs one reading statement with parameters.
+    pub fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, SqliteError> {
+        collect(&mut self.prepare(sql)?, params)
     }
 }
 
