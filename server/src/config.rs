@@ -64,6 +64,16 @@ pub struct Config {
     /// `/healthz` reports the writer or a worker that has spent this long
     /// (ms) on one transaction or command as stalled.
     pub health_stall_ms: u64,
+    /// How long a stop may wait for in-flight requests, subscribers and
+    /// derivations (ms) before cancelling them, checkpointing and exiting.
+    pub shutdown_timeout_ms: u64,
+    /// The most time one live query may spend deriving one transaction's
+    /// changes (ms); past it, that query alone is torn down and its
+    /// subscribers get a retryable `queryError`.
+    pub derive_budget_ms: u64,
+    /// The most time hydrating one query may take (ms); past it,
+    /// `/materialize` fails naming this limit.
+    pub hydrate_budget_ms: u64,
 }
 
 impl Default for Config {
@@ -87,6 +97,9 @@ impl Default for Config {
             read_max_rows: 100_000,
             read_max_bytes: 32 << 20,
             health_stall_ms: 30_000,
+            shutdown_timeout_ms: 10_000,
+            derive_budget_ms: 10_000,
+            hydrate_budget_ms: 30_000,
         }
     }
 }
@@ -128,6 +141,11 @@ impl Config {
         if self.read_timeout_ms == 0 || self.read_max_rows == 0 || self.read_max_bytes == 0 {
             return Err(ServerError::Config(
                 "readTimeoutMs, readMaxRows and readMaxBytes must be positive".into(),
+            ));
+        }
+        if self.derive_budget_ms == 0 || self.hydrate_budget_ms == 0 {
+            return Err(ServerError::Config(
+                "deriveBudgetMs and hydrateBudgetMs must be positive".into(),
             ));
         }
         if self.health_stall_ms == 0 {

@@ -194,14 +194,28 @@ pub async fn run(
 
     shutdown.await;
     tracing::info!("shutting down");
+    // Everything below is bounded by the shutdown timeout: past it, what is
+    // still running is cancelled, the WAL is checkpointed and we exit.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(config.shutdown_timeout_ms);
     // Stop accepting; in-flight requests (and their transactions) finish.
     let _ = http_stop_tx.send(());
-    let _ = http.await;
-    // Close every subscription cleanly.
+    let http_abort = http.abort_handle();
+    if tokio::time::timeout_at(deadline, http).await.is_err() {
+        tracing::warn!("in-flight control-plane requests outlived the shutdown timeout");
+        http_abort.abort();
+    }
+    // Close every subscription cleanly (a subscriber that does not read is
+    // not waited for past the deadline).
     let _ = stop_planes.send(true);
-    let _ = tokio::time::timeout(Duration::from_secs(5), ws).await;
+    let ws_abort = ws.abort_handle();
+    if tokio::time::timeout_at(deadline, ws).await.is_err() {
+        ws_abort.abort();
+    }
     if let Some(q) = quic_task {
-        let _ = tokio::time::timeout(Duration::from_secs(5), q).await;
+        let abort = q.abort_handle();
+        if tokio::time::timeout_at(deadline, q).await.is_err() {
+            abort.abort();
+        }
     }
     sweeper.abort();
     let _ = sweeper.await;
@@ -210,19 +224,36 @@ pub async fn run(
     drop(daemon);
     drop(hub);
     // The last handle closes the cluster: workers stop, the writer and the
-    // readers close. Connection tasks still winding down may hold one
-    // briefly.
+    // readers close. Blocking work still in flight may hold one until its
+    // derivation ends; past the deadline, the workers' reads are cancelled.
     let db = config.db.clone();
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     tokio::task::spawn_blocking(move || {
+        let until = std::time::Instant::now() + left;
         let mut cluster = cluster;
-        for _ in 0..200 {
+        let mut cancelled = false;
+        loop {
             match Arc::try_unwrap(cluster) {
                 Ok(c) => {
-                    c.shutdown();
+                    let left = until.saturating_duration_since(std::time::Instant::now());
+                    if !c.shutdown_within(left, Duration::from_secs(1)) {
+                        tracing::warn!("a worker did not stop in time; leaving it");
+                    }
                     break;
                 }
                 Err(still_shared) => {
                     cluster = still_shared;
+                    let now = std::time::Instant::now();
+                    if now >= until && !cancelled {
+                        tracing::warn!(
+                            "work in flight outlived the shutdown timeout; cancelling it"
+                        );
+                        cluster.cancel();
+                        cancelled = true;
+                    } else if now >= until + Duration::from_secs(1) {
+                        tracing::warn!("the cluster is still in use; stopping without it");
+                        break;
+                    }
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
@@ -248,9 +279,13 @@ type Opened = (
 /// Opens the database and the cluster, runs each table's `createSql`, and
 /// registers the tables and the daemon's own mutation table.
 fn open(config: &Config) -> Result<Opened, ServerError> {
-    let (cluster, events) =
-        Cluster::<SqliteBackend>::open(&config.db, ClusterOptions::new(config.n_workers))
-            .map_err(|e| ServerError::Database(format!("{}: {e}", config.db.display())))?;
+    let (cluster, events) = Cluster::<SqliteBackend>::open(&config.db, {
+        let mut o = ClusterOptions::new(config.n_workers);
+        o.derive_budget = Some(Duration::from_millis(config.derive_budget_ms));
+        o.hydrate_budget = Some(Duration::from_millis(config.hydrate_budget_ms));
+        o
+    })
+    .map_err(|e| ServerError::Database(format!("{}: {e}", config.db.display())))?;
     cluster
         .transaction(|tx| tx.backend().execute_batch(mutation::INTERNAL_DDL))
         .map_err(|e| ServerError::Database(format!("{}: {e}", config.db.display())))?;

@@ -82,7 +82,10 @@ fn main() -> ExitCode {
         let _ = writeln!(out, "{line}");
         let _ = out.flush();
     };
-    match runtime.block_on(run(config, signal(), announce)) {
+    let result = runtime.block_on(run(config, signal(), announce));
+    // Blocking work that outlived the shutdown timeout is not waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&e.to_string()),
     }

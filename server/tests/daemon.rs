@@ -934,3 +934,169 @@ fn reads_are_bounded_and_healthz_never_waits_behind_them() {
     let r = d.call("/execute-sql-read", json!({"sql": "SELECT id FROM issue"}));
     assert_eq!(r["rows"], json!([[1]]));
 }
+
+/// Comments whose body no index serves: a relationship correlated on it
+/// scans the whole table per parent.
+fn seed_unindexed_comments(d: &Daemon, n: u64) {
+    let seed = format!(
+        "INSERT INTO comment SELECT x, x, 'b' || (x % 100) FROM \
+         (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT {n}) SELECT x FROM c)"
+    );
+    d.call("/execute-sql-txn", json!({"statements": sql(&[&seed])}));
+}
+
+fn issues_with_comments_by_body() -> Json {
+    json!({"table": "issue", "related": [{
+        "correlation": {"parentField": ["title"], "childField": ["body"]},
+        "subquery": {"table": "comment", "alias": "same"}}]})
+}
+
+/// One transaction whose derivation scans the comments once per issue.
+fn heavy_insert(first: u64, n: u64) -> Json {
+    let insert = format!(
+        "INSERT INTO issue SELECT x, 'b' || (x % 100), 1 FROM \
+         (WITH RECURSIVE c(x) AS (SELECT {first} UNION ALL SELECT x + 1 FROM c LIMIT {n}) SELECT x FROM c)"
+    );
+    json!({"statements": sql(&[&insert])})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_over_its_budget_is_faulted_alone_and_the_daemon_stays_responsive() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        json!({"deriveBudgetMs": 300, "hydrateBudgetMs": 300}),
+    );
+    seed_unindexed_comments(&d, 50_000);
+    let heavy = d.call(
+        "/materialize",
+        json!({"ast": issues_with_comments_by_body()}),
+    );
+    let light = d.call(
+        "/materialize",
+        json!({"ast": {"table": "issue", "limit": 2}}),
+    );
+    let mut c = Client::connect_ws(&format!("ws://127.0.0.1:{}/", d.port("wsPort")))
+        .await
+        .unwrap();
+    c.init("budget").await.unwrap();
+    for (q, lease) in [(1, &heavy), (2, &light)] {
+        c.subscribe(q, lease["leaseToken"].as_str().unwrap())
+            .await
+            .unwrap();
+        loop {
+            match next(&mut c).await {
+                ClientEvent::Snapshot { query_id, .. } if query_id == q => break,
+                ClientEvent::Progress { .. } => {}
+                e => panic!("{e:?}"),
+            }
+        }
+    }
+    // Deriving 3,000 issues' relationships takes seconds: cut at 300 ms.
+    let started = std::time::Instant::now();
+    d.call("/execute-sql-txn", heavy_insert(1, 3_000));
+    let mut faulted = false;
+    let mut light_batch = false;
+    while !(faulted && light_batch) {
+        match next(&mut c).await {
+            ClientEvent::QueryError(q) => {
+                assert_eq!(q.query_id, 1);
+                assert_eq!(
+                    (q.code.as_deref(), q.retryable),
+                    (Some("faulted"), Some(true))
+                );
+                faulted = true;
+            }
+            ClientEvent::Batch { query_id: 2, .. } => light_batch = true,
+            ClientEvent::Batch { query_id: 1, .. } => panic!("the heavy query delivered"),
+            _ => {}
+        }
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The next write and health answer at once.
+    let t = std::time::Instant::now();
+    d.call(
+        "/execute-sql-txn",
+        json!({"statements": sql(&["INSERT INTO issue VALUES (100000, 'x', 1)"])}),
+    );
+    assert_eq!(
+        http(d.port("httpPort"), "GET", "/healthz", "", None).status,
+        200
+    );
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // Hydrating it now (3,000 issues) is over its budget too: refused,
+    // naming why, and nothing is left materialized for it.
+    let before = d.call("/stats", json!({}))["materializations"].clone();
+    let mut other = issues_with_comments_by_body();
+    other["related"][0]["subquery"]["alias"] = json!("other");
+    let r = d.post(
+        "/materialize",
+        &json!({"ast": other, "policy": {"kind": "pinned", "name": "again"}}).to_string(),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("budget"), "{}", r.body);
+    assert_eq!(d.call("/stats", json!({}))["materializations"], before);
+}
+
+#[test]
+fn shutdown_is_bounded_with_a_subscriber_that_never_reads_and_a_long_derivation() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = json!({"shutdownTimeoutMs": 1000, "deriveBudgetMs": 600_000});
+    let d = Daemon::start(dir.path(), config.clone());
+    seed_unindexed_comments(&d, 50_000);
+    let lease = d.call(
+        "/materialize",
+        json!({"ast": issues_with_comments_by_body()}),
+    )["leaseToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // A subscriber that subscribes, then never reads again.
+    let ws = d.port("wsPort");
+    let (mut socket, _) =
+        tokio_tungstenite::tungstenite::connect(format!("ws://127.0.0.1:{ws}/")).unwrap();
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"t": "init", "clientID": "mute"}).to_string(),
+        ))
+        .unwrap();
+    socket
+        .send(tokio_tungstenite::tungstenite::Message::text(
+            json!({"t": "subscribe", "queryId": 1, "leaseToken": lease, "mode": "normalized"})
+                .to_string(),
+        ))
+        .unwrap();
+    // A transaction whose derivation runs for far longer than the timeout.
+    let port = d.port("httpPort");
+    let body = heavy_insert(1, 20_000).to_string();
+    let writer = std::thread::spawn(move || http(port, "POST", "/execute-sql-txn", &body, None));
+    std::thread::sleep(Duration::from_millis(800));
+    let t = std::time::Instant::now();
+    let status = d.stop();
+    let took = t.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < Duration::from_secs(6), "stopping took {took:?}");
+    // The write was acknowledged before the stop began, or not at all; the
+    // WAL was checkpointed into the file.
+    let acked = writer.join().unwrap().status == 200;
+    let wal = dir.path().join("d.db-wal");
+    assert!(
+        !wal.exists() || std::fs::metadata(&wal).unwrap().len() == 0,
+        "the WAL was left behind"
+    );
+    drop(socket);
+    // And it starts again with every acknowledged row.
+    let d = Daemon::start(dir.path(), config);
+    let n = d.call(
+        "/execute-sql-read",
+        json!({"sql": "SELECT count(*) FROM issue"}),
+    )["rows"][0][0]
+        .as_u64()
+        .unwrap();
+    assert_eq!(n, if acked { 20_000 } else { 0 });
+    assert!(d.stop().success());
+}

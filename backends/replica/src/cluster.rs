@@ -78,6 +78,16 @@ pub trait ClusterBackend: Backend + Send + 'static {
     /// there until [`ClusterBackend::release`] (the barrier).
     fn pin(catalog: &mut Self::Catalog) -> Result<(), Self::Error>;
 
+    /// A handle that interrupts whatever read the worker's catalog is
+    /// running, from another thread (SQLite: `sqlite3_interrupt` on the
+    /// reader connection). The interrupted read fails, and the query it was
+    /// for is faulted. `None`: the backend's reads cannot be interrupted, and
+    /// budgets are enforced only when the work ends.
+    fn interrupter(catalog: &Self::Catalog) -> Option<Interrupter> {
+        let _ = catalog;
+        None
+    }
+
     /// Lets a worker's catalog drop what [`ClusterBackend::pin`] holds once
     /// the derivation is done (SQLite: the read snapshot, so checkpoints can
     /// reset the WAL); its next read sees the last commit.
@@ -146,6 +156,34 @@ enum Cmd {
     Shutdown,
 }
 
+/// Interrupts a worker's running read (see [`ClusterBackend::interrupter`]).
+pub type Interrupter = Arc<dyn Fn() + Send + Sync>;
+
+/// A query took longer than the cluster allows it (see
+/// [`ClusterOptions::derive_budget`] and [`ClusterOptions::hydrate_budget`]):
+/// that query alone is torn down.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BudgetExceeded {
+    /// What was cut short: "deriving" or "hydrating".
+    pub what: &'static str,
+    /// The budget.
+    pub budget: Duration,
+}
+
+impl std::fmt::Display for BudgetExceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} the query took longer than its budget of {} ms",
+            self.what,
+            self.budget.as_millis()
+        )
+    }
+}
+
+impl std::error::Error for BudgetExceeded {}
+
 /// Test hook: called inside each query's guarded derivation with the query
 /// and the transaction's cv; returning true makes the derivation panic.
 pub type FaultInjector = Arc<dyn Fn(QueryId, u64) -> bool + Send + Sync>;
@@ -177,6 +215,13 @@ pub struct ClusterOptions {
     pub fault_injector: Option<FaultInjector>,
     /// Fault injection for tests: a worker panics outside any query's guard.
     pub worker_killer: Option<WorkerKiller>,
+    /// The most time one query may spend deriving one transaction's changes;
+    /// past it, its reads are interrupted and it alone is torn down
+    /// (`Faulted`). `None`: unbounded.
+    pub derive_budget: Option<Duration>,
+    /// The most time hydrating one query may take; past it, its reads are
+    /// interrupted and adding it fails with [`BudgetExceeded`].
+    pub hydrate_budget: Option<Duration>,
 }
 
 impl ClusterOptions {
@@ -187,6 +232,8 @@ impl ClusterOptions {
             queue: 1024,
             fault_injector: None,
             worker_killer: None,
+            derive_budget: None,
+            hydrate_budget: None,
         }
     }
 }
@@ -229,10 +276,60 @@ impl Busy {
 }
 
 /// A worker's heartbeat, written by its thread, read by anyone.
-#[derive(Debug)]
 struct Beat {
     alive: AtomicBool,
     busy: Busy,
+    watch: Mutex<Watch>,
+}
+
+/// What the watchdog needs to cut a worker's query short. Set and cleared
+/// under its lock, so an interrupt only ever reaches the query whose
+/// deadline passed.
+#[derive(Default)]
+struct Watch {
+    deadline: Option<Instant>,
+    interrupter: Option<Interrupter>,
+}
+
+impl Beat {
+    fn new(epoch: Instant) -> Beat {
+        Beat {
+            alive: AtomicBool::new(true),
+            busy: Busy::new(epoch),
+            watch: Mutex::new(Watch::default()),
+        }
+    }
+
+    /// Runs `f` under a deadline `budget` from now (if any); returns its
+    /// value and whether the deadline passed.
+    fn within<T>(&self, budget: Option<Duration>, f: impl FnOnce() -> T) -> (T, bool) {
+        let Some(budget) = budget else {
+            return (f(), false);
+        };
+        let deadline = Instant::now() + budget;
+        lock(&self.watch).deadline = Some(deadline);
+        let value = f();
+        lock(&self.watch).deadline = None;
+        (value, Instant::now() >= deadline)
+    }
+}
+
+/// Interrupts the reads of every worker past its deadline (or of all of
+/// them once the cluster is cancelled), every 20 ms, until `stop`.
+fn watchdog(beats: Vec<Arc<Beat>>, cancelled: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+    while !stop.load(Ordering::SeqCst) {
+        std::thread::sleep(Duration::from_millis(20));
+        let now = Instant::now();
+        let all = cancelled.load(Ordering::SeqCst);
+        for b in &beats {
+            let w = lock(&b.watch);
+            if (all || w.deadline.is_some_and(|d| now >= d))
+                && let Some(i) = &w.interrupter
+            {
+                i();
+            }
+        }
+    }
 }
 
 /// Marks a worker thread down when it ends, however it ends.
@@ -272,6 +369,8 @@ pub struct WriterHealth {
 /// The multi-threaded live engine. Shareable across threads.
 pub struct Cluster<B: ClusterBackend> {
     beats: Vec<Arc<Beat>>,
+    cancelled: Arc<AtomicBool>,
+    stop_watchdog: Arc<AtomicBool>,
     writer_busy: Busy,
     writer_failure: Mutex<Option<String>>,
     writer: Mutex<Writer<B>>,
@@ -300,6 +399,8 @@ type Faults = Arc<Mutex<Vec<QueryId>>>;
 struct WorkerSetup<B: ClusterBackend> {
     index: usize,
     beat: Arc<Beat>,
+    derive_budget: Option<Duration>,
+    hydrate_budget: Option<Duration>,
     reader: B::Reader,
     tables: Vec<TableSchema>,
     events: SyncSender<ClusterEvent>,
@@ -364,6 +465,7 @@ fn worker_run<B: ClusterBackend>(
         Ok(c) => c,
         Err(_) => return,
     };
+    lock(&setup.beat.watch).interrupter = B::interrupter(&catalog);
     let mut engine = Engine::new(catalog);
     if restarted {
         let cv = memory.cv;
@@ -413,7 +515,9 @@ fn worker_run<B: ClusterBackend>(
                 let _ = reply.send(r);
             }
             Cmd::AddQuery(id, ast, cv, reply) => {
-                let added = catch_unwind(AssertUnwindSafe(|| engine.add_query(id, &ast)));
+                let (added, late) = setup.beat.within(setup.hydrate_budget, || {
+                    catch_unwind(AssertUnwindSafe(|| engine.add_query(id, &ast)))
+                });
                 if matches!(added, Ok(Ok(_))) {
                     memory.queries.insert(id, (*ast).clone());
                 }
@@ -430,6 +534,11 @@ fn worker_run<B: ClusterBackend>(
                         }
                         None => Err("the query vanished".to_string()),
                     },
+                    Ok(Err(_)) if late => Err(BudgetExceeded {
+                        what: "hydrating",
+                        budget: setup.hydrate_budget.unwrap_or_default(),
+                    }
+                    .to_string()),
                     Ok(Err(e)) => Err(e.to_string()),
                     Err(p) => Err(format!("hydrating panicked: {}", panic_message(&*p))),
                 };
@@ -456,12 +565,23 @@ fn worker_run<B: ClusterBackend>(
                     let mut isolate =
                         |q: QueryId, derive: &mut dyn FnMut() -> Result<(), EngineError>| {
                             let started = Instant::now();
-                            let r = match catch_unwind(AssertUnwindSafe(|| {
-                                if injector.is_some_and(|f| f(q, cv)) {
-                                    panic!("injected fault");
-                                }
-                                derive()
-                            })) {
+                            let so_far = spent.get(&q).copied().unwrap_or_default();
+                            let left = setup.derive_budget.map(|b| b.saturating_sub(so_far));
+                            let (r, late) = setup.beat.within(left, || {
+                                catch_unwind(AssertUnwindSafe(|| {
+                                    if injector.is_some_and(|f| f(q, cv)) {
+                                        panic!("injected fault");
+                                    }
+                                    derive()
+                                }))
+                            });
+                            let r = match r {
+                                Ok(Err(_)) if late => Err(EngineError::Source(
+                                    rindle_core::SourceError::Backend(Box::new(BudgetExceeded {
+                                        what: "deriving",
+                                        budget: setup.derive_budget.unwrap_or_default(),
+                                    })),
+                                )),
                                 Ok(r) => r,
                                 Err(_) => Err(EngineError::Internal("deriving the query panicked")),
                             };
@@ -555,18 +675,25 @@ impl<B: ClusterBackend> Cluster<B> {
         let faults = Faults::default();
         let epoch = Instant::now();
         let beats: Vec<Arc<Beat>> = (0..options.workers.max(1))
-            .map(|_| {
-                Arc::new(Beat {
-                    alive: AtomicBool::new(true),
-                    busy: Busy::new(epoch),
-                })
-            })
+            .map(|_| Arc::new(Beat::new(epoch)))
             .collect();
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let stop_watchdog = Arc::new(AtomicBool::new(false));
+        {
+            let (beats, cancelled, stop) =
+                (beats.clone(), cancelled.clone(), stop_watchdog.clone());
+            std::thread::Builder::new()
+                .name("rindle-watchdog".into())
+                .spawn(move || watchdog(beats, cancelled, stop))
+                .map_err(|e| DbError::Worker(format!("starting the watchdog: {e}")))?;
+        }
         let workers = (0..options.workers.max(1))
             .map(|i| {
                 let (cmd, thread) = spawn_worker::<B>(WorkerSetup {
                     index: i,
                     beat: beats[i].clone(),
+                    derive_budget: options.derive_budget,
+                    hydrate_budget: options.hydrate_budget,
                     reader: reader.clone(),
                     tables: tables.clone(),
                     events: events.clone(),
@@ -585,6 +712,8 @@ impl<B: ClusterBackend> Cluster<B> {
         Ok((
             Cluster {
                 beats,
+                cancelled,
+                stop_watchdog,
                 writer_busy: Busy::new(epoch),
                 writer_failure: Mutex::new(None),
                 writer: Mutex::new(Writer { backend, cv }),
@@ -701,6 +830,8 @@ impl<B: ClusterBackend> Cluster<B> {
         let (cmd, thread) = spawn_worker::<B>(WorkerSetup {
             index: i,
             beat: self.beats[i].clone(),
+            derive_budget: self.options.derive_budget,
+            hydrate_budget: self.options.hydrate_budget,
             reader: self.reader.clone(),
             tables,
             events: self.events.clone(),
@@ -887,6 +1018,51 @@ impl<B: ClusterBackend> Cluster<B> {
 }
 
 impl<B: ClusterBackend> Cluster<B> {
+    /// Cuts every worker's current and future reads short: each query being
+    /// derived or hydrated fails (and is torn down) at its next read. For a
+    /// shutdown that must not wait on long derivations.
+    pub fn cancel(&self) {
+        self.cancelled.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops the workers, waiting at most `timeout` for them to finish what
+    /// is queued; then cancels what they are still doing (see
+    /// [`Cluster::cancel`]) and waits up to `grace` more. Returns whether
+    /// every worker stopped; one that did not (stuck outside any read) is
+    /// left to end on its own. Keep reading the event stream meanwhile.
+    pub fn shutdown_within(self, timeout: Duration, grace: Duration) -> bool {
+        let handles: Vec<JoinHandle<()>> = {
+            let mut workers = self.workers();
+            for w in workers.iter_mut() {
+                // Closing the queue (even a full one): the worker ends once
+                // it has done what is queued.
+                w.cmd = sync_channel(0).0;
+            }
+            workers.iter_mut().filter_map(|w| w.thread.take()).collect()
+        };
+        let finished = |until: Instant| {
+            while Instant::now() < until {
+                if handles.iter().all(JoinHandle::is_finished) {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            handles.iter().all(JoinHandle::is_finished)
+        };
+        let mut done = finished(Instant::now() + timeout);
+        if !done {
+            self.cancel();
+            done = finished(Instant::now() + grace);
+        }
+        drop(self);
+        if done {
+            for h in handles {
+                let _ = h.join();
+            }
+        }
+        done
+    }
+
     /// Stops the workers and waits for them. They finish the commands already
     /// queued, so keep reading the event stream until this returns.
     pub fn shutdown(self) {
@@ -909,6 +1085,7 @@ impl<B: ClusterBackend> Drop for Cluster<B> {
     /// queue is drained, or at once if the event stream is gone. (Waiting here
     /// could hang on a full stream nobody reads; [`Cluster::shutdown`] waits.)
     fn drop(&mut self) {
+        self.stop_watchdog.store(true, Ordering::SeqCst);
         let mut workers = self.workers();
         for w in workers.iter_mut() {
             let _ = w.cmd.try_send(Cmd::Shutdown);

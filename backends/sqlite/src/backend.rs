@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rindle_core::{Column, Row, SourceChange, TableSchema};
 use rindle_replica::Backend;
-use rindle_replica::cluster::ClusterBackend;
+use rindle_replica::cluster::{ClusterBackend, Interrupter};
 use rusqlite::hooks::{AuthAction, AuthContext, Authorization, PreUpdateCase};
 use rusqlite::{Connection, params_from_iter};
 
@@ -760,5 +760,11 @@ impl ClusterBackend for SqliteBackend {
 
     fn release(catalog: &mut SqliteCatalog) -> Result<(), SqliteError> {
         catalog.advance()
+    }
+
+    fn interrupter(catalog: &SqliteCatalog) -> Option<Interrupter> {
+        // Opened catalogs are pinned already: this takes no snapshot.
+        let handle = catalog.reader().connection().ok()?.get_interrupt_handle();
+        Some(Arc::new(move || handle.interrupt()))
     }
 }
