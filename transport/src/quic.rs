@@ -4,6 +4,14 @@
 //! `nbatch` and `queryError` go on a unidirectional stream the server opens
 //! for it, each with a writer of its own so a stalled stream delays no other.
 //! Every message is postcard bytes behind an unsigned LEB128 length.
+//!
+//! [`serve_quic`] bounds connections like the WebSocket plane: at most
+//! [`Limits::max_connections_per_ip`](crate::Limits) per address (handshakes
+//! included; one more is refused), the handshake done within
+//! [`Limits::handshake_timeout`](crate::Limits), and `init` or `subscribe`
+//! sent within [`Limits::first_message_timeout`](crate::Limits) — without
+//! even a control stream by then the connection is closed with the reason
+//! `idle timeout`, with one it gets an `error` first.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -17,8 +25,8 @@ use tokio::sync::mpsc;
 
 use crate::error::TransportError;
 use crate::feeds::{ShedBox, Sink, SubKey};
-use crate::plane::{Plane, shut};
-use crate::session::{Out, Session};
+use crate::plane::{IpGuard, Plane, PlaneCounters, shut};
+use crate::session::{Closing, Out, Session};
 use crate::tls::TlsIdentity;
 
 /// The ALPN protocol id.
@@ -52,19 +60,23 @@ pub fn quic_endpoint(addr: SocketAddr, identity: &TlsIdentity) -> Result<Endpoin
 }
 
 /// Serves the QUIC plane on `endpoint` until the plane shuts down.
+///
+/// Refusals and timeouts are counted on [`Plane::quic_counters`].
 pub async fn serve_quic(endpoint: Endpoint, plane: Plane) {
     let mut stop = plane.shutdown();
     loop {
         tokio::select! {
             incoming = endpoint.accept() => {
                 let Some(incoming) = incoming else { break };
-                let plane = plane.clone();
-                tokio::spawn(async move {
-                    match incoming.await {
-                        Ok(conn) => connection(conn, plane).await,
-                        Err(e) => tracing::debug!(error = %e, "quic handshake failed"),
-                    }
-                });
+                let remote = incoming.remote_address();
+                let cap = plane.limits().max_connections_per_ip;
+                let Some(guard) = plane.quic_ips().admit(remote.ip(), cap) else {
+                    PlaneCounters::bump(&plane.quic_counters().refused);
+                    tracing::debug!(%remote, cap, "quic connection refused: per-IP cap");
+                    incoming.refuse();
+                    continue;
+                };
+                tokio::spawn(handshake(incoming, guard, plane.clone()));
             }
             () = shut(&mut stop) => break,
         }
@@ -80,13 +92,54 @@ enum Incoming {
     Oversized(u64),
 }
 
+/// Completes the handshake within the plane's handshake timeout, then serves
+/// the connection; the connection counts against its IP address throughout.
+async fn handshake(incoming: quinn::Incoming, guard: IpGuard, plane: Plane) {
+    let remote = incoming.remote_address();
+    let connecting = match incoming.accept() {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(%remote, error = %e, "quic connection not accepted");
+            return;
+        }
+    };
+    match tokio::time::timeout(plane.limits().handshake_timeout, connecting).await {
+        Ok(Ok(conn)) => connection(conn, plane).await,
+        Ok(Err(e)) => tracing::debug!(%remote, error = %e, "quic handshake failed"),
+        Err(_) => {
+            // Dropping the handshake closes the connection.
+            PlaneCounters::bump(&plane.quic_counters().handshake_timeouts);
+            tracing::debug!(%remote, "quic handshake timed out");
+        }
+    }
+    drop(guard);
+}
+
 async fn connection(conn: quinn::Connection, plane: Plane) {
     let id = plane.next_conn();
     let counters = plane.quic_counters();
     counters.connections.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(conn = id, remote = %conn.remote_address(), "quic connection open");
-    if let Ok((control_tx, control_rx)) = conn.accept_bi().await {
-        run(conn.clone(), id, control_tx, control_rx, plane.clone()).await;
+    let first = plane.limits().first_message_timeout;
+    let deadline = tokio::time::Instant::now() + first;
+    match tokio::time::timeout_at(deadline, conn.accept_bi()).await {
+        Ok(Ok((control_tx, control_rx))) => {
+            run(
+                conn.clone(),
+                id,
+                control_tx,
+                control_rx,
+                plane.clone(),
+                deadline,
+            )
+            .await;
+        }
+        Ok(Err(e)) => tracing::debug!(conn = id, error = %e, "no control stream"),
+        Err(_) => {
+            // No stream to say it on: the close's reason says it.
+            PlaneCounters::bump(&counters.idle_timeouts);
+            conn.close(0u32.into(), Closing::Idle.reason().as_bytes());
+        }
     }
     counters.connections.fetch_sub(1, Ordering::Relaxed);
     tracing::debug!(conn = id, "quic connection closed");
@@ -98,6 +151,7 @@ async fn run(
     mut control: SendStream,
     control_rx: RecvStream,
     plane: Plane,
+    first_message_by: tokio::time::Instant,
 ) {
     let (in_tx, mut in_rx) = mpsc::channel(64);
     let max = plane.limits().max_frame_bytes as u64;
@@ -109,6 +163,8 @@ async fn run(
     let mut streams: HashMap<SubKey, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut writers = tokio::task::JoinSet::new();
     let mut stop = plane.shutdown();
+    let idle = tokio::time::sleep_until(first_message_by);
+    tokio::pin!(idle);
     let mut reason: Option<&'static [u8]> = None;
     loop {
         let outs = tokio::select! {
@@ -128,6 +184,10 @@ async fn run(
             () = shed.notify.notified() => {
                 let keys = shed.keys.lock().map(|mut k| std::mem::take(&mut *k)).unwrap_or_default();
                 session.on_shed(keys)
+            }
+            () = &mut idle, if !session.engaged() => {
+                PlaneCounters::bump(&plane.quic_counters().idle_timeouts);
+                session.idle()
             }
             () = shut(&mut stop) => {
                 reason = Some(b"server shutting down");
@@ -174,8 +234,8 @@ async fn run(
         }
         // Reap finished stream writers.
         while writers.try_join_next().is_some() {}
-        if session.closing() {
-            reason = reason.or(Some(b"protocol limits exceeded"));
+        if let Some(why) = session.closing() {
+            reason = reason.or(Some(why.reason().as_bytes()));
         }
         if let Some(r) = reason {
             // Let the last frames (the error saying why) reach the client

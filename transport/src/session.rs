@@ -29,6 +29,37 @@ pub(crate) enum Out {
     End { key: SubKey },
 }
 
+/// Why a session wants its connection closed; the transport picks the
+/// close code from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// Over a policy limit: the message rate or the subscriptions.
+    Policy,
+    /// Too many protocol errors, the last an oversized frame; or a frame too
+    /// big to read at all.
+    TooBig,
+    /// Too many protocol errors, or a violation of the framing itself.
+    Protocol,
+    /// A text frame that is not UTF-8.
+    InvalidData,
+    /// No `init` or `subscribe` in time.
+    Idle,
+}
+
+impl Closing {
+    /// The reason a close says (short: a WebSocket close reason is at most
+    /// 123 bytes).
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Closing::Policy => "protocol limits exceeded",
+            Closing::TooBig => "message too big",
+            Closing::Protocol => "protocol error",
+            Closing::InvalidData => "text frame is not UTF-8",
+            Closing::Idle => "idle timeout: no init or subscribe",
+        }
+    }
+}
+
 struct Active {
     key: SubKey,
     publisher: Publisher,
@@ -45,7 +76,8 @@ pub(crate) struct Session {
     errors: u32,
     tokens: f64,
     refilled: Instant,
-    closing: bool,
+    closing: Option<Closing>,
+    engaged: bool,
 }
 
 impl Session {
@@ -61,13 +93,25 @@ impl Session {
             errors: 0,
             tokens: burst,
             refilled: Instant::now(),
-            closing: false,
+            closing: None,
+            engaged: false,
         }
     }
 
-    /// Whether the connection should be closed after sending what is out.
-    pub(crate) fn closing(&self) -> bool {
+    /// Whether (and why) the connection should be closed after sending what
+    /// is out.
+    pub(crate) fn closing(&self) -> Option<Closing> {
         self.closing
+    }
+
+    /// Whether the client has sent `init` or `subscribe`: until then the
+    /// connection is on [`Limits::first_message_timeout`](crate::Limits).
+    pub(crate) fn engaged(&self) -> bool {
+        self.engaged
+    }
+
+    fn close(&mut self, why: Closing) {
+        self.closing.get_or_insert(why);
     }
 
     pub(crate) fn subscriptions(&self) -> usize {
@@ -76,21 +120,58 @@ impl Session {
 
     /// A protocol error: an `error` message; too many close the connection.
     pub(crate) fn abuse(&mut self, message: String, query_id: Option<u64>) -> Vec<Out> {
+        self.counted(Closing::Protocol, message, query_id)
+    }
+
+    fn counted(&mut self, why: Closing, message: String, query_id: Option<u64>) -> Vec<Out> {
         self.errors += 1;
         if self.errors >= self.plane.limits().max_errors {
-            self.closing = true;
+            self.close(why);
         }
         tracing::debug!(conn = self.sink.conn(), %message, "protocol error");
         vec![error(query_id, message)]
     }
 
-    /// A frame over the size limit.
+    /// A frame over the size limit, read and discarded.
     pub(crate) fn oversized(&mut self, len: usize) -> Vec<Out> {
         let max = self.plane.limits().max_frame_bytes;
-        self.abuse(
+        self.counted(
+            Closing::TooBig,
             format!("a {len}-byte frame is over the {max}-byte limit"),
             None,
         )
+    }
+
+    /// A frame or message too big to read at all: an `error`, and the
+    /// connection closes (the stream cannot be resynchronized past it).
+    pub(crate) fn unreadable(&mut self, detail: &str) -> Vec<Out> {
+        let max = self.plane.limits().max_frame_bytes;
+        self.close(Closing::TooBig);
+        tracing::debug!(conn = self.sink.conn(), detail, "unreadable frame");
+        vec![error(
+            None,
+            format!("a frame far over the {max}-byte limit ({detail}); closing"),
+        )]
+    }
+
+    /// A violation of the framing under the protocol (for WebSocket, of RFC
+    /// 6455): an `error`, and the connection closes.
+    pub(crate) fn violation(&mut self, why: Closing, detail: &str) -> Vec<Out> {
+        self.close(why);
+        tracing::debug!(conn = self.sink.conn(), detail, "framing violation");
+        vec![error(None, format!("{detail}; closing"))]
+    }
+
+    /// No `init` or `subscribe` within the first-message timeout: an
+    /// `error`, and the connection closes.
+    pub(crate) fn idle(&mut self) -> Vec<Out> {
+        let ms = self.plane.limits().first_message_timeout.as_millis();
+        self.close(Closing::Idle);
+        tracing::debug!(conn = self.sink.conn(), "idle timeout");
+        vec![error(
+            None,
+            format!("no init or subscribe within {ms} ms; closing"),
+        )]
     }
 
     /// A JSON text frame.
@@ -107,7 +188,7 @@ impl Session {
     /// A decoded message.
     pub(crate) fn on_message(&mut self, msg: ClientMessage) -> Vec<Out> {
         if !self.take_token() {
-            self.closing = true;
+            self.close(Closing::Policy);
             let rate = self.plane.limits().messages_per_second;
             return vec![error(
                 None,
@@ -121,12 +202,16 @@ impl Session {
                     return self.abuse("init was already sent".into(), None);
                 }
                 self.client_id = Some(init.client_id);
+                self.engaged = true;
                 Vec::new()
             }
             _ if self.client_id.is_none() => {
                 self.abuse("send init before anything else".into(), None)
             }
-            ClientMessage::Subscribe(sub) => self.subscribe(sub),
+            ClientMessage::Subscribe(sub) => {
+                self.engaged = true;
+                self.subscribe(sub)
+            }
             ClientMessage::Unsubscribe(u) => match self.subs.remove(&u.query_id) {
                 Some(active) => {
                     self.by_key.remove(&active.key);
@@ -164,7 +249,7 @@ impl Session {
             self.by_key.remove(&old.key);
             out.push(Out::End { key: old.key });
         } else if self.subs.len() >= self.plane.limits().max_subscriptions {
-            self.closing = true;
+            self.close(Closing::Policy);
             let max = self.plane.limits().max_subscriptions;
             out.push(error(
                 Some(qid),

@@ -353,9 +353,15 @@ async fn websocket_bad_input_gets_errors_then_a_close_and_spares_other_connectio
     // The fifth error closed the connection.
     assert_eq!(recv_json(&mut ws).await, None);
 
-    // A frame past the hard cap closes at once.
+    // A frame past the hard cap is not read: an error, then the close.
     let mut ws = raw_ws(&env.ws).await;
     let _ = ws.send(Message::text("x".repeat(8 * 1024))).await;
+    let reply = recv_json(&mut ws).await.expect("an error frame");
+    assert_eq!(reply["t"], "error", "{reply}");
+    assert!(
+        reply["message"].as_str().unwrap().contains("limit"),
+        "{reply}"
+    );
     assert_eq!(recv_json(&mut ws).await, None);
 
     // The good client never noticed.

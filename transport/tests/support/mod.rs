@@ -124,6 +124,15 @@ impl Env {
         id
     }
 
+    /// The WebSocket plane's address, for raw TCP clients.
+    pub(crate) fn ws_addr(&self) -> SocketAddr {
+        self.ws
+            .trim_start_matches("ws://")
+            .trim_end_matches('/')
+            .parse()
+            .unwrap()
+    }
+
     pub(crate) async fn client(&self, quic: bool) -> Client {
         if quic {
             Client::connect_quic(self.quic, &self.pin).await.unwrap()
