@@ -74,6 +74,17 @@ pub struct Config {
     /// The most time hydrating one query may take (ms); past it,
     /// `/materialize` fails naming this limit.
     pub hydrate_budget_ms: u64,
+    /// A control-plane connection that takes longer than this (ms) to send a
+    /// request's headers, or sits idle that long between requests, is closed.
+    pub http_header_timeout_ms: u64,
+    /// A public-plane connection that has not completed its WebSocket
+    /// upgrade or QUIC handshake after this long (ms) is closed.
+    pub handshake_timeout_ms: u64,
+    /// A public-plane connection that has sent no `init` or `subscribe`
+    /// after this long (ms) gets an `error` and is closed.
+    pub first_message_timeout_ms: u64,
+    /// Connections one IP address may hold open on each public plane.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for Config {
@@ -100,6 +111,10 @@ impl Default for Config {
             shutdown_timeout_ms: 10_000,
             derive_budget_ms: 10_000,
             hydrate_budget_ms: 30_000,
+            http_header_timeout_ms: 10_000,
+            handshake_timeout_ms: 10_000,
+            first_message_timeout_ms: 30_000,
+            max_connections_per_ip: 64,
         }
     }
 }
@@ -141,6 +156,20 @@ impl Config {
         if self.read_timeout_ms == 0 || self.read_max_rows == 0 || self.read_max_bytes == 0 {
             return Err(ServerError::Config(
                 "readTimeoutMs, readMaxRows and readMaxBytes must be positive".into(),
+            ));
+        }
+        if self.handshake_timeout_ms == 0
+            || self.first_message_timeout_ms == 0
+            || self.max_connections_per_ip == 0
+        {
+            return Err(ServerError::Config(
+                "handshakeTimeoutMs, firstMessageTimeoutMs and maxConnectionsPerIp must be positive"
+                    .into(),
+            ));
+        }
+        if self.http_header_timeout_ms == 0 {
+            return Err(ServerError::Config(
+                "httpHeaderTimeoutMs must be positive".into(),
             ));
         }
         if self.derive_budget_ms == 0 || self.hydrate_budget_ms == 0 {

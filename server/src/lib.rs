@@ -11,6 +11,7 @@ mod error;
 mod http;
 mod metrics;
 mod mutation;
+mod serve;
 mod validate;
 
 use std::future::Future;
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use rindle_replica::cluster::{Cluster, ClusterOptions};
 use rindle_sqlite::{ReadOnly, SqliteBackend};
-use rindle_transport::{Hub, Plane, TlsIdentity, quic_endpoint, serve_quic, serve_ws};
+use rindle_transport::{Hub, Limits, Plane, TlsIdentity, quic_endpoint, serve_quic, serve_ws};
 use serde::Serialize;
 use tokio::net::TcpListener;
 
@@ -92,8 +93,14 @@ pub async fn run(
         wal_stats,
         &config,
     ));
+    let mut limits = Limits::default();
+    limits.handshake_timeout = Duration::from_millis(config.handshake_timeout_ms);
+    limits.first_message_timeout = Duration::from_millis(config.first_message_timeout_ms);
+    limits.max_connections_per_ip = config.max_connections_per_ip;
     let (plane, stop_planes) =
-        Plane::builder(Arc::new(DaemonFeeds(daemon.clone())), &daemon.boot_id).build();
+        Plane::builder(Arc::new(DaemonFeeds(daemon.clone())), &daemon.boot_id)
+            .limits(limits)
+            .build();
     *daemon.plane.lock().unwrap_or_else(|p| p.into_inner()) = Some(plane.clone());
 
     let host = config.bind_host.as_str();
@@ -140,17 +147,15 @@ pub async fn run(
 
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let router = http::router(daemon.clone());
-    let http = tokio::spawn(async move {
-        // Small responses leave at once (no Nagle delay).
-        let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |s| {
-            let _ = s.set_nodelay(true);
-        });
-        axum::serve(http_listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop_rx.await;
-            })
-            .await
-    });
+    let header_timeout = Duration::from_millis(config.http_header_timeout_ms);
+    let http = tokio::spawn(serve::serve_http(
+        http_listener,
+        router,
+        header_timeout,
+        async move {
+            let _ = http_stop_rx.await;
+        },
+    ));
     let ws = {
         let (d, plane) = (daemon.clone(), plane.clone());
         tokio::spawn(async move {

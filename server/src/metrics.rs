@@ -153,6 +153,39 @@ pub(crate) fn render(d: &Daemon) -> String {
                 ("{plane=\"quic\"}", get(&quic.frames)),
             ],
         );
+        for (name, help, get_one) in [
+            (
+                "rindle_connections_refused_total",
+                "Connections refused because their address had maxConnectionsPerIp open.",
+                (|c: &rindle_transport::PlaneCounters| &c.refused)
+                    as fn(&rindle_transport::PlaneCounters) -> &std::sync::atomic::AtomicU64,
+            ),
+            (
+                "rindle_handshake_timeouts_total",
+                "Connections closed because their upgrade or handshake took too long.",
+                |c| &c.handshake_timeouts,
+            ),
+            (
+                "rindle_idle_timeouts_total",
+                "Connections closed because they sent no init or subscribe in time.",
+                |c| &c.idle_timeouts,
+            ),
+            (
+                "rindle_accept_errors_total",
+                "Failed accepts (such as running out of file descriptors), each backed off.",
+                |c| &c.accept_errors,
+            ),
+        ] {
+            metric(
+                name,
+                "counter",
+                help,
+                &[
+                    ("{plane=\"ws\"}", get(get_one(&ws))),
+                    ("{plane=\"quic\"}", get(get_one(&quic))),
+                ],
+            );
+        }
         metric(
             "rindle_bytes_sent_total",
             "counter",

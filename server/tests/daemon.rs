@@ -22,6 +22,11 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, extra: Json) -> Daemon {
+        Daemon::start_limited(dir, extra, None)
+    }
+
+    /// Starts the daemon with at most `nofile` open file descriptors.
+    fn start_limited(dir: &Path, extra: Json, nofile: Option<u32>) -> Daemon {
         let mut config = json!({
             "db": dir.join("d.db"),
             "httpPort": 0, "wsPort": 0, "quicPort": 0,
@@ -35,9 +40,22 @@ impl Daemon {
         }
         let path = dir.join("config.json");
         std::fs::write(&path, config.to_string()).unwrap();
-        let mut child = Command::new(BIN)
-            .arg("--config")
-            .arg(&path)
+        let mut command = match nofile {
+            None => {
+                let mut c = Command::new(BIN);
+                c.arg("--config").arg(&path);
+                c
+            }
+            Some(n) => {
+                let mut c = Command::new("sh");
+                c.arg("-c")
+                    .arg(format!("ulimit -n {n} && exec \"$0\" --config \"$1\""))
+                    .arg(BIN)
+                    .arg(&path);
+                c
+            }
+        };
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -1098,5 +1116,82 @@ fn shutdown_is_bounded_with_a_subscriber_that_never_reads_and_a_long_derivation(
         .as_u64()
         .unwrap();
     assert_eq!(n, if acked { 20_000 } else { 0 });
+    assert!(d.stop().success());
+}
+
+#[test]
+fn the_control_plane_closes_idle_and_slow_header_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), json!({"httpHeaderTimeoutMs": 300}));
+    let port = d.port("httpPort");
+    let closed_within = |mut s: TcpStream, limit: Duration| {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let t = std::time::Instant::now();
+        let mut buf = [0u8; 256];
+        // EOF (or a reset, or a 408 then EOF) once the server gives up.
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        assert!(t.elapsed() < limit, "closed after {:?}", t.elapsed());
+    };
+    // Idle from the start.
+    let idle = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    closed_within(idle, Duration::from_secs(2));
+    // A slowloris: one header byte every 100 ms never finishes in time.
+    let mut slow = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let reader = slow.try_clone().unwrap();
+    let dripper = std::thread::spawn(move || {
+        for b in b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa" {
+            if slow.write_all(&[*b]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    closed_within(reader, Duration::from_secs(2));
+    dripper.join().unwrap();
+    // Idle between two requests of a keep-alive connection.
+    let mut keep = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(keep, "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut first = [0u8; 12];
+    keep.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    closed_within(keep, Duration::from_secs(2));
+    // Ordinary requests are unaffected.
+    assert_eq!(http(port, "GET", "/healthz", "", None).status, 200);
+    assert!(d.stop().success());
+}
+
+#[test]
+fn the_control_plane_keeps_working_while_the_public_plane_is_flooded() {
+    let dir = tempfile::tempdir().unwrap();
+    // Few descriptors: 300 connections would exhaust them without the
+    // per-address cap (64 by default).
+    let d = Daemon::start_limited(dir.path(), json!({}), Some(160));
+    let ws = d.port("wsPort");
+    let mut idle = Vec::new();
+    for _ in 0..300 {
+        if let Ok(s) = TcpStream::connect(("127.0.0.1", ws)) {
+            idle.push(s);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let t = std::time::Instant::now();
+    assert_eq!(
+        http(d.port("httpPort"), "GET", "/healthz", "", None).status,
+        200
+    );
+    d.call(
+        "/execute-sql-txn",
+        json!({"statements": sql(&["INSERT INTO issue VALUES (1, 'a', 1)"])}),
+    );
+    let lease = d.call("/materialize", json!({"ast": {"table": "issue"}}))["leaseToken"].clone();
+    assert!(!lease.is_null());
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    assert!(d.metric("rindle_connections_refused_total{plane=\"ws\"}") >= 200);
+    drop(idle);
     assert!(d.stop().success());
 }
