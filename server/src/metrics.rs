@@ -181,8 +181,8 @@ pub(crate) fn render(d: &Daemon) -> String {
                 "counter",
                 help,
                 &[
-                    ("{plane=\"ws\"}", get(get_one(&ws))),
-                    ("{plane=\"quic\"}", get(get_one(&quic))),
+                    ("{plane=\"ws\"}", get(get_one(ws))),
+                    ("{plane=\"quic\"}", get(get_one(quic))),
                 ],
             );
         }
