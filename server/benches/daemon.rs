@@ -55,7 +55,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_rindled");
 const CONFIG: &str = include_str!("../../examples/issues.json");
 
 const USAGE: &str = "usage: cargo bench -p rindle-server --bench daemon -- \
-[--scale small|medium|large|xl] [--queries 1,100,1000] [--writes N] [--seconds S] [--quick]";
+[--scale small|medium|large|xl] [--queries 1,100,1000] [--writes N] [--seconds S] [--quick]
+       [--soak SECONDS]   (one daemon, the largest --queries count subscribed on both planes,
+                           writes for SECONDS; RSS, WAL size and open fds sampled start to end)";
 
 /// Rows per seeding transaction.
 const SEED_BATCH: usize = 1000;
@@ -136,6 +138,7 @@ struct Options {
     queries: Vec<usize>,
     writes: usize,
     sustain: Duration,
+    soak: Option<Duration>,
 }
 
 fn options() -> R<Options> {
@@ -144,6 +147,7 @@ fn options() -> R<Options> {
         queries: vec![1, 100, 1000],
         writes: 200,
         sustain: Duration::from_secs(3),
+        soak: None,
     };
     let (mut writes, mut seconds) = (None, None);
     let mut args = std::env::args().skip(1);
@@ -179,6 +183,11 @@ fn options() -> R<Options> {
             "--seconds" => {
                 let v = value()?;
                 seconds = Some(v.parse::<f64>().map_err(|_| format!("--seconds {v:?}"))?);
+            }
+            "--soak" => {
+                let v = value()?;
+                let secs = v.parse::<f64>().map_err(|_| format!("--soak {v:?}"))?;
+                o.soak = Some(Duration::from_secs_f64(secs.max(1.0)));
             }
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
@@ -284,6 +293,12 @@ impl Daemon {
                 .ok_or(format!("no {name} in {path}"))
         };
         Ok((field("VmRSS:")?, field("VmHWM:")?))
+    }
+
+    /// Open file descriptors.
+    fn fds(&self) -> R<usize> {
+        let path = format!("/proc/{}/fd", self.child.id());
+        Ok(std::fs::read_dir(&path).map_err(fail(&path))?.count())
     }
 
     /// SIGTERM, then wait (bounded) for a clean exit 0.
@@ -862,6 +877,130 @@ async fn measure(o: &Options, n: usize, d: &Daemon) -> R<Row> {
     })
 }
 
+// ---------------------------------------------------------------- soak
+
+/// One sample of what must stay flat.
+struct Sample {
+    at: Duration,
+    writes: u64,
+    rss_kb: u64,
+    wal_bytes: u64,
+    fds: usize,
+}
+
+/// One daemon, `n` queries subscribed on both planes, writes from
+/// [`WRITERS`] connections for `length`; samples every tenth of it.
+async fn soak(o: &Options, n: usize, length: Duration) -> R<Vec<Sample>> {
+    let s = o.scale;
+    let dir = tempfile::tempdir().map_err(fail("a temporary directory"))?;
+    let d = Daemon::start(dir.path())?;
+    let wal = dir.path().join("issues.db-wal");
+    let http_addr = d.addr("httpPort")?;
+    let mut http = Http::connect(http_addr).await?;
+    seed(&mut http, s).await.map_err(|e| d.died(e))?;
+    let mut leases = Vec::with_capacity(n);
+    for q in 0..n {
+        let r = http
+            .call("/materialize", &json!({ "ast": query(q, s.users) }))
+            .await?;
+        leases.push(
+            r["leaseToken"]
+                .as_str()
+                .ok_or(format!("no leaseToken in {r}"))?
+                .to_string(),
+        );
+    }
+    let mut ws = Side::subscribe(Plane::Ws, &d, &leases).await?;
+    let mut quic = Side::subscribe(Plane::Quic, &d, &leases).await?;
+    let all = |t: &Tally| t.snapshots >= n;
+    let (a, b) = tokio::join!(
+        ws.wait(SNAPSHOTS, "the snapshots", all),
+        quic.wait(SNAPSHOTS, "the snapshots", all)
+    );
+    a?;
+    b?;
+    eprintln!("  soak: {n} queries subscribed on both planes; writing for {length:.0?}");
+    let started = Instant::now();
+    let done = Arc::new(AtomicI64::new(0));
+    let expected = Arc::new(AtomicI64::new(0));
+    let sample = |d: &Daemon| -> R<Sample> {
+        Ok(Sample {
+            at: started.elapsed(),
+            writes: done.load(Ordering::Relaxed) as u64,
+            rss_kb: d.memory()?.0,
+            wal_bytes: std::fs::metadata(&wal).map_or(0, |m| m.len()),
+            fds: d.fds()?,
+        })
+    };
+    let mut samples = vec![sample(&d)?];
+    let (ws0, quic0) = (ws.batches(), quic.batches());
+    let end = started + length;
+    let mut writers = Vec::new();
+    for w in 0..WRITERS as i64 {
+        let (done, expected) = (done.clone(), expected.clone());
+        let base = s.comments + w * 1_000_000_000;
+        writers.push(tokio::spawn(async move {
+            let mut http = Http::connect(http_addr).await?;
+            // Steady state: each write also deletes this writer's comment of
+            // one full cycle of targets ago (the same issue, so the same
+            // queries get one batch), keeping the data's size constant.
+            let cycle = (n.min(s.users as usize) as i64) * VIEWPORT;
+            let mut j = 0i64;
+            while Instant::now() < end {
+                let issue = target(j as usize, n, s.users);
+                let r = http
+                    .call(
+                        "/execute-sql-txn",
+                        &json!({"statements": [
+                            {"sql": "INSERT INTO comment VALUES (?1, ?2, 'soak', 0)",
+                             "params": [base + j, issue]},
+                            {"sql": "DELETE FROM comment WHERE id = ?1",
+                             "params": [base + j - cycle]},
+                        ]}),
+                    )
+                    .await?;
+                if r["applied"] != true {
+                    return Err(format!("/execute-sql-txn answered {r}"));
+                }
+                j += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+                expected.fetch_add(affected(issue, n, s.users) as i64, Ordering::Relaxed);
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    let every = length / 10;
+    while Instant::now() < end {
+        tokio::time::sleep(every.min(end.saturating_duration_since(Instant::now()))).await;
+        samples.push(sample(&d)?);
+        let last = samples.last().ok_or("no sample")?;
+        eprintln!(
+            "  soak {:>5.0?}: {} writes, RSS {:.1} MB, WAL {:.1} MB, {} fds",
+            last.at,
+            last.writes,
+            last.rss_kb as f64 / 1024.0,
+            last.wal_bytes as f64 / (1 << 20) as f64,
+            last.fds
+        );
+    }
+    for w in writers {
+        w.await.map_err(fail("a writer task"))??;
+    }
+    let expect = expected.load(Ordering::Relaxed) as u64;
+    let what = format!("the {expect} batches of the soak's writes");
+    let (a, b) = tokio::join!(
+        ws.wait(CATCH_UP, &what, |t| t.batches - ws0 >= expect),
+        quic.wait(CATCH_UP, &what, |t| t.batches - quic0 >= expect)
+    );
+    a?;
+    b?;
+    samples.push(sample(&d)?);
+    ws.close();
+    quic.close();
+    d.stop()?;
+    Ok(samples)
+}
+
 // ---------------------------------------------------------------- report
 
 fn percentile(v: &mut [Duration], p: f64) -> Duration {
@@ -920,6 +1059,33 @@ async fn main() -> ExitCode {
         "- RSS per query: (VmRSS with N subscribed − VmRSS after seeding) / N; peak RSS: VmHWM at \
          the end of the round\n"
     );
+    if let Some(length) = o.soak {
+        let n = o.queries.iter().copied().max().unwrap_or(1000);
+        let samples = match soak(&o, n, length).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("daemon soak failed: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        println!(
+            "## soak: {n} live queries on both planes, {WRITERS} writers for {length:.0?} \
+             (last row: after every batch arrived)\n"
+        );
+        println!("| at | writes | RSS | WAL | open fds |");
+        println!("|---:|---:|---:|---:|---:|");
+        for x in &samples {
+            println!(
+                "| {:.0?} | {} | {:.1} MB | {:.2} MB | {} |",
+                x.at,
+                x.writes,
+                x.rss_kb as f64 / 1024.0,
+                x.wal_bytes as f64 / (1 << 20) as f64,
+                x.fds
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
     let mut rows = Vec::new();
     for &n in &o.queries {
         match round(&o, n).await {
