@@ -1195,3 +1195,58 @@ fn the_control_plane_keeps_working_while_the_public_plane_is_flooded() {
     drop(idle);
     assert!(d.stop().success());
 }
+
+#[test]
+fn healthz_names_a_stalled_worker_and_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        json!({"healthStallMs": 300, "deriveBudgetMs": 600_000, "nWorkers": 1}),
+    );
+    seed_unindexed_comments(&d, 50_000);
+    d.call(
+        "/materialize",
+        json!({"ast": issues_with_comments_by_body()}),
+    );
+    assert_eq!(
+        http(d.port("httpPort"), "GET", "/healthz", "", None).status,
+        200
+    );
+    // Deriving this takes seconds: the worker is busy with one command.
+    d.call("/execute-sql-txn", heavy_insert(1, 1_500));
+    let started = std::time::Instant::now();
+    let problems = loop {
+        let h = http(d.port("httpPort"), "GET", "/healthz", "", None);
+        if h.status == 503 {
+            break h.json()["problems"].clone();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "never reported: {}",
+            h.body
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        problems
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p.as_str().unwrap().starts_with("worker 0: busy")),
+        "{problems}"
+    );
+    // Once it is done, healthy again.
+    loop {
+        let h = http(d.port("httpPort"), "GET", "/healthz", "", None);
+        if h.status == 200 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "still unhealthy: {}",
+            h.body
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(d.stop().success());
+}
