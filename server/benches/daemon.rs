@@ -752,22 +752,12 @@ struct Row {
 
 /// A fresh daemon and database, seeded, with `n` queries subscribed on both
 /// planes: latency, sustained writes, memory.
-async fn round(o: &Options, n: usize) -> R<Row> {
-    let s = o.scale;
-    let dir = tempfile::tempdir().map_err(fail("a temporary directory"))?;
-    let d = Daemon::start(dir.path())?;
-    let result = measure(o, n, &d).await;
-    let stopped = d.stop();
-    let row = result?;
-    stopped?;
-    eprintln!("  N = {n}: done ({} scale)", s.name);
-    Ok(row)
-}
-
-async fn measure(o: &Options, n: usize, d: &Daemon) -> R<Row> {
-    let s = o.scale;
-    let http_addr = d.addr("httpPort")?;
-    let mut http = Http::connect(http_addr).await?;
+/// Seeds a fresh daemon, materializes `n` distinct queries (each fresh
+/// when `fresh` is asked for) and subscribes them on both planes, waiting for
+/// every snapshot. Returns the control-plane connection, the two planes'
+/// subscribers and the RSS (kB) after seeding.
+async fn live(s: Scale, n: usize, d: &Daemon, fresh: bool) -> R<(Http, Side, Side, u64)> {
+    let mut http = Http::connect(d.addr("httpPort")?).await?;
     let t = Instant::now();
     seed(&mut http, s).await.map_err(|e| d.died(e))?;
     eprintln!(
@@ -778,14 +768,13 @@ async fn measure(o: &Options, n: usize, d: &Daemon) -> R<Row> {
         t.elapsed()
     );
     let (rss0, _) = d.memory()?;
-
     let t = Instant::now();
     let mut leases = Vec::with_capacity(n);
     for q in 0..n {
         let r = http
             .call("/materialize", &json!({ "ast": query(q, s.users) }))
             .await?;
-        if r["reused"] != false {
+        if fresh && r["reused"] != false {
             return Err(format!("query {q} was not a fresh materialization: {r}"));
         }
         let lease = r["leaseToken"]
@@ -806,6 +795,25 @@ async fn measure(o: &Options, n: usize, d: &Daemon) -> R<Row> {
         "  N = {n}: materialized and subscribed on both planes in {:.2?}",
         t.elapsed()
     );
+    Ok((http, ws, quic, rss0))
+}
+
+async fn round(o: &Options, n: usize) -> R<Row> {
+    let s = o.scale;
+    let dir = tempfile::tempdir().map_err(fail("a temporary directory"))?;
+    let d = Daemon::start(dir.path())?;
+    let result = measure(o, n, &d).await;
+    let stopped = d.stop();
+    let row = result?;
+    stopped?;
+    eprintln!("  N = {n}: done ({} scale)", s.name);
+    Ok(row)
+}
+
+async fn measure(o: &Options, n: usize, d: &Daemon) -> R<Row> {
+    let s = o.scale;
+    let http_addr = d.addr("httpPort")?;
+    let (mut http, mut ws, mut quic, rss0) = live(s, n, d, true).await?;
     let (rss_n, _) = d.memory()?;
 
     // Latency: one write at a time, fresh comment ids past the dataset's.
@@ -896,29 +904,7 @@ async fn soak(o: &Options, n: usize, length: Duration) -> R<Vec<Sample>> {
     let d = Daemon::start(dir.path())?;
     let wal = dir.path().join("issues.db-wal");
     let http_addr = d.addr("httpPort")?;
-    let mut http = Http::connect(http_addr).await?;
-    seed(&mut http, s).await.map_err(|e| d.died(e))?;
-    let mut leases = Vec::with_capacity(n);
-    for q in 0..n {
-        let r = http
-            .call("/materialize", &json!({ "ast": query(q, s.users) }))
-            .await?;
-        leases.push(
-            r["leaseToken"]
-                .as_str()
-                .ok_or(format!("no leaseToken in {r}"))?
-                .to_string(),
-        );
-    }
-    let mut ws = Side::subscribe(Plane::Ws, &d, &leases).await?;
-    let mut quic = Side::subscribe(Plane::Quic, &d, &leases).await?;
-    let all = |t: &Tally| t.snapshots >= n;
-    let (a, b) = tokio::join!(
-        ws.wait(SNAPSHOTS, "the snapshots", all),
-        quic.wait(SNAPSHOTS, "the snapshots", all)
-    );
-    a?;
-    b?;
+    let (_, mut ws, mut quic, _) = live(s, n, &d, false).await?;
     eprintln!("  soak: {n} queries subscribed on both planes; writing for {length:.0?}");
     let started = Instant::now();
     let done = Arc::new(AtomicI64::new(0));

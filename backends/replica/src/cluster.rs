@@ -753,12 +753,21 @@ impl<B: ClusterBackend> Cluster<B> {
             return Ok(false);
         }
         // Every worker finishes its derivations and lets go of its snapshot.
+        self.round_trip(Cmd::Sync);
+        w.backend.maintain().map_err(DbError::Backend)?;
+        Ok(true)
+    }
+
+    /// Sends every worker the command `make` builds around a reply channel
+    /// and waits for each answer (a worker answers once every command queued
+    /// before is done).
+    fn round_trip(&self, make: fn(Reply<()>) -> Cmd) {
         let mut workers = self.workers();
         let mut waits = Vec::with_capacity(workers.len());
         for i in 0..workers.len() {
             let (reply, wait) = sync_channel(1);
             if self
-                .send(&mut workers, i, &move || Cmd::Sync(reply.clone()))
+                .send(&mut workers, i, &move || make(reply.clone()))
                 .is_ok()
             {
                 waits.push(wait);
@@ -768,8 +777,6 @@ impl<B: ClusterBackend> Cluster<B> {
         for wait in waits {
             let _ = wait.recv();
         }
-        w.backend.maintain().map_err(DbError::Backend)?;
-        Ok(true)
     }
 
     /// The number of worker threads.
@@ -985,22 +992,7 @@ impl<B: ClusterBackend> Cluster<B> {
             return Err(TxError::Db(DbError::Backend(e)));
         }
         // The barrier: every worker pins the state before this commit.
-        {
-            let mut workers = self.workers();
-            let mut waits = Vec::with_capacity(workers.len());
-            for i in 0..workers.len() {
-                let (reply, wait) = sync_channel(1);
-                if self
-                    .send(&mut workers, i, &move || Cmd::Pin(reply.clone()))
-                    .is_ok()
-                {
-                    waits.push(wait);
-                }
-            }
-            for wait in waits {
-                let _ = wait.recv();
-            }
-        }
+        self.round_trip(Cmd::Pin);
         let changes = w
             .backend
             .commit()
