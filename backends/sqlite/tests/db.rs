@@ -346,3 +346,30 @@ fn bad_queries_are_refused_with_the_build_error() {
         .into_ast();
     assert!(matches!(db.query(QueryId(1), &ast), Err(DbError::Query(_))));
 }
+
+#[test]
+fn ddl_runs_inside_a_write_transaction() {
+    let (_dir, db) = open();
+    let mut tx = db.write().unwrap();
+    tx.execute(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL)",
+        &[],
+    )
+    .unwrap();
+    tx.execute("CREATE INDEX t_v ON t(v)", &[]).unwrap();
+    tx.execute_batch("CREATE TABLE u (id INTEGER PRIMARY KEY); DROP TABLE u;")
+        .unwrap();
+    tx.commit().unwrap();
+    db.register_table("t").unwrap();
+    // The stored commit version is the backend's own.
+    let mut tx = db.write().unwrap();
+    let refused = tx.execute("UPDATE _rindle_meta SET value = 0", &[]);
+    assert!(
+        matches!(
+            refused,
+            Err(ReplicaError::Backend(SqliteError::NotPermitted(_)))
+        ),
+        "{refused:?}"
+    );
+    tx.commit().unwrap();
+}
