@@ -123,6 +123,13 @@ impl Config {
     /// Parses a configuration; relative paths stay relative to the working
     /// directory.
     pub fn from_json(text: &str) -> Result<Config, ServerError> {
+        // serde reads a struct from an array too (fields by position): a
+        // configuration is an object.
+        if !text.trim_start().starts_with('{') {
+            return Err(ServerError::Config(
+                "invalid configuration: expected a JSON object".into(),
+            ));
+        }
         let config: Config = serde_json::from_str(text)
             .map_err(|e| ServerError::Config(format!("invalid configuration: {e}")))?;
         config.check()?;
@@ -191,5 +198,25 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_configuration_is_an_object_and_unknown_keys_are_named() {
+        let err = |text: &str| match Config::from_json(text) {
+            Err(ServerError::Config(m)) => m,
+            other => panic!("{text}: {other:?}"),
+        };
+        // serde would read a struct from an array by position.
+        assert!(err(r#"["issues.db"]"#).contains("expected a JSON object"));
+        assert!(err("42").contains("expected a JSON object"));
+        assert!(err(r#"{"walMaxByte": 1}"#).contains("walMaxByte"));
+        assert!(err(r#"{"walMaxBytes": 1}"#).contains("walMaxBytes"));
+        let c = Config::from_json(r#" {"db": "x.db", "walMaxBytes": 1048576}"#).unwrap();
+        assert_eq!((c.db.to_str(), c.wal_max_bytes), (Some("x.db"), 1 << 20));
     }
 }

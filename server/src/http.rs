@@ -51,9 +51,10 @@ fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Reply> {
 }
 
 /// Reads a control-plane request body the way its endpoint does, with every
-/// check that needs no database (JSON shape, unknown fields, parameters,
-/// modes, policies, the AST reader): `Err` carries the 400 message. For
-/// fuzzing and tests; unknown endpoints are an error too.
+/// check that needs no database (JSON shape and types, parameters, modes,
+/// policies, the AST reader; fields an endpoint does not know are ignored,
+/// as clients of the reference daemon may send more): `Err` carries the 400
+/// message. For fuzzing and tests; unknown endpoints are an error too.
 pub fn check_request(endpoint: &str, body: &[u8]) -> Result<(), String> {
     let body = Bytes::copy_from_slice(body);
     let message = |r: Reply| r.1["error"].as_str().unwrap_or_default().to_string();
