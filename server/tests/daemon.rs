@@ -1235,6 +1235,18 @@ fn healthz_names_a_stalled_worker_and_recovers() {
             .any(|p| p.as_str().unwrap().starts_with("worker 0: busy")),
         "{problems}"
     );
+    // A write now waits at the barrier for the busy worker, holding the
+    // writer; /metrics and /query do not wait behind it.
+    let port = d.port("httpPort");
+    let queued = std::thread::spawn(move || {
+        let body = json!({"statements": sql(&["INSERT INTO issue VALUES (900000, 'q', 1)"])});
+        http(port, "POST", "/execute-sql-txn", &body.to_string(), None).status
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let t = std::time::Instant::now();
+    assert!(d.metric("rindle_commit_version") > 0);
+    d.call("/query", json!({"ast": {"table": "issue", "limit": 1}}));
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
     // Once it is done, healthy again.
     loop {
         let h = http(d.port("httpPort"), "GET", "/healthz", "", None);
@@ -1248,5 +1260,6 @@ fn healthz_names_a_stalled_worker_and_recovers() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert_eq!(queued.join().unwrap(), 200);
     assert!(d.stop().success());
 }

@@ -368,6 +368,8 @@ pub struct WriterHealth {
 
 /// The multi-threaded live engine. Shareable across threads.
 pub struct Cluster<B: ClusterBackend> {
+    /// The writer's cv, readable without waiting for a transaction.
+    committed: AtomicU64,
     beats: Vec<Arc<Beat>>,
     cancelled: Arc<AtomicBool>,
     stop_watchdog: Arc<AtomicBool>,
@@ -717,6 +719,7 @@ impl<B: ClusterBackend> Cluster<B> {
                 writer_busy: Busy::new(epoch),
                 writer_failure: Mutex::new(None),
                 writer: Mutex::new(Writer { backend, cv }),
+                committed: AtomicU64::new(cv),
                 faults,
                 workers: Mutex::new(workers),
                 schemas: Mutex::new(schemas),
@@ -731,7 +734,7 @@ impl<B: ClusterBackend> Cluster<B> {
     /// The commit version of the last committed transaction (resumed from
     /// the backend when it stores it: it never goes backwards).
     pub fn cv(&self) -> u64 {
-        lock(&self.writer).cv
+        self.committed.load(Ordering::SeqCst)
     }
 
     /// Runs `f` with the writer's backend, between transactions (settings,
@@ -998,6 +1001,7 @@ impl<B: ClusterBackend> Cluster<B> {
             .commit()
             .map_err(|e| TxError::Db(DbError::Backend(e)))?;
         w.cv += 1;
+        self.committed.store(w.cv, Ordering::SeqCst);
         let cv = w.cv;
         let changes = Arc::new(changes);
         let mut workers = self.workers();
