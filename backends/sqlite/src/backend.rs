@@ -70,8 +70,9 @@ enum Mode {
     Client = 2,
 }
 
-/// PRAGMAs a client may read: they report and change nothing.
-const READ_PRAGMAS: &[&str] = &[
+/// PRAGMAs whose argument names a table, an index or a schema (never a
+/// setting): they report and change nothing, with or without it.
+const INFO_PRAGMAS: &[&str] = &[
     "table_info",
     "table_xinfo",
     "table_list",
@@ -80,6 +81,13 @@ const READ_PRAGMAS: &[&str] = &[
     "index_xinfo",
     "foreign_key_list",
     "foreign_key_check",
+    "collation_list",
+    "function_list",
+    "compile_options",
+];
+
+/// PRAGMAs that may be read (without a value) but not set.
+const READ_PRAGMAS: &[&str] = &[
     "user_version",
     "application_id",
     "data_version",
@@ -87,13 +95,18 @@ const READ_PRAGMAS: &[&str] = &[
     "page_count",
     "page_size",
     "freelist_count",
-    "collation_list",
-    "function_list",
-    "compile_options",
 ];
 
 /// PRAGMAs a client may set: they live inside the transaction.
 const SET_PRAGMAS: &[&str] = &["user_version", "defer_foreign_keys"];
+
+/// Whether `PRAGMA name` (with `value`: an argument or an assignment, as
+/// SQLite's authorizer reports both) only reads — or, when `may_set`, sets
+/// one of the few transactional pragmas.
+pub(crate) fn pragma_allowed(name: &str, value: Option<&str>, may_set: bool) -> bool {
+    let is = |list: &[&str]| list.iter().any(|p| p.eq_ignore_ascii_case(name));
+    is(INFO_PRAGMAS) || (value.is_none() && is(READ_PRAGMAS)) || (may_set && is(SET_PRAGMAS))
+}
 
 fn is_internal_table(t: &str) -> bool {
     t.len() >= 8 && t[..8].eq_ignore_ascii_case("_rindle_")
@@ -133,21 +146,19 @@ fn refusal(
         AuthAction::Pragma {
             pragma_name,
             pragma_value,
-        } if client => {
-            let name = pragma_name.to_ascii_lowercase();
-            let allowed = match pragma_value {
-                None => READ_PRAGMAS.contains(&name.as_str()),
-                Some(_) => SET_PRAGMAS.contains(&name.as_str()),
-            };
-            (!allowed).then(|| {
-                format!(
-                    "PRAGMA {pragma_name}{} is not allowed (allowed: reading {}; setting {})",
-                    if pragma_value.is_some() { " = …" } else { "" },
-                    READ_PRAGMAS.join(", "),
-                    SET_PRAGMAS.join(", ")
-                )
-            })
-        }
+        } if client => (!pragma_allowed(pragma_name, pragma_value, true)).then(|| {
+            format!(
+                "PRAGMA {pragma_name}{} is not allowed (allowed: {}; reading {}; setting {})",
+                if pragma_value.is_some() {
+                    " with a value"
+                } else {
+                    ""
+                },
+                INFO_PRAGMAS.join(", "),
+                READ_PRAGMAS.join(", "),
+                SET_PRAGMAS.join(", ")
+            )
+        }),
         AuthAction::Insert { table_name }
         | AuthAction::Update { table_name, .. }
         | AuthAction::Delete { table_name }

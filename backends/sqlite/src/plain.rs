@@ -137,6 +137,14 @@ impl ReadOnly {
                 Authorization::Allow
             }
             AuthAction::Recursive => Authorization::Allow,
+            // Reading a pragma that only reports (`PRAGMA table_info(t)`,
+            // `SELECT * FROM pragma_index_list('t')`).
+            AuthAction::Pragma {
+                pragma_name,
+                pragma_value,
+            } if crate::backend::pragma_allowed(pragma_name, pragma_value, false) => {
+                Authorization::Allow
+            }
             _ => Authorization::Deny,
         }))?;
         Ok(ReadOnly { conn })

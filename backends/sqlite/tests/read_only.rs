@@ -71,3 +71,35 @@ fn read_only_connections_read_and_refuse_every_kind_of_write() {
         vec![vec![Value::Int(2)]]
     );
 }
+
+#[test]
+fn read_only_connections_read_informational_pragmas_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.db");
+    let db = Db::open(&path).unwrap();
+    let mut tx = db.write().unwrap();
+    tx.execute_batch("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); CREATE INDEX t_v ON t(v)")
+        .unwrap();
+    tx.commit().unwrap();
+    let ro = ReadOnly::open(&path).unwrap();
+    let cols = ro
+        .query("SELECT name FROM pragma_table_info('t') ORDER BY cid", &[])
+        .unwrap();
+    assert_eq!(
+        cols.rows,
+        vec![vec![Value::text("id")], vec![Value::text("v")]]
+    );
+    let indexes = ro.query("PRAGMA index_list(t)", &[]).unwrap();
+    assert_eq!(indexes.rows.len(), 1);
+    // Setting one, or reading one that is not informational, is refused.
+    for sql in [
+        "PRAGMA user_version = 3",
+        "PRAGMA query_only = OFF",
+        "PRAGMA writable_schema",
+    ] {
+        assert!(
+            matches!(ro.query(sql, &[]), Err(SqliteError::NotReadOnly)),
+            "{sql}"
+        );
+    }
+}
