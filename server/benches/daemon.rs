@@ -896,6 +896,20 @@ struct Sample {
     fds: usize,
 }
 
+impl Sample {
+    /// The sample as a row of the report's table.
+    fn row(&self) -> String {
+        format!(
+            "| {:.0?} | {} | {:.1} MB | {:.2} MB | {} |",
+            self.at,
+            self.writes,
+            self.rss_kb as f64 / 1024.0,
+            self.wal_bytes as f64 / (1 << 20) as f64,
+            self.fds
+        )
+    }
+}
+
 /// One daemon, `n` queries subscribed on both planes, writes from
 /// [`WRITERS`] connections for `length`; samples every tenth of it.
 async fn soak(o: &Options, n: usize, length: Duration) -> R<Vec<Sample>> {
@@ -960,14 +974,7 @@ async fn soak(o: &Options, n: usize, length: Duration) -> R<Vec<Sample>> {
         tokio::time::sleep(every.min(end.saturating_duration_since(Instant::now()))).await;
         samples.push(sample(&d)?);
         let last = samples.last().ok_or("no sample")?;
-        eprintln!(
-            "  soak {:>5.0?}: {} writes, RSS {:.1} MB, WAL {:.1} MB, {} fds",
-            last.at,
-            last.writes,
-            last.rss_kb as f64 / 1024.0,
-            last.wal_bytes as f64 / (1 << 20) as f64,
-            last.fds
-        );
+        eprintln!("  soak {}", last.row());
     }
     for w in writers {
         w.await.map_err(fail("a writer task"))??;
@@ -1061,14 +1068,7 @@ async fn main() -> ExitCode {
         println!("| at | writes | RSS | WAL | open fds |");
         println!("|---:|---:|---:|---:|---:|");
         for x in &samples {
-            println!(
-                "| {:.0?} | {} | {:.1} MB | {:.2} MB | {} |",
-                x.at,
-                x.writes,
-                x.rss_kb as f64 / 1024.0,
-                x.wal_bytes as f64 / (1 << 20) as f64,
-                x.fds
-            );
+            println!("{}", x.row());
         }
         return ExitCode::SUCCESS;
     }
