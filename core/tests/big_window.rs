@@ -3,10 +3,8 @@
 //! desc window over increasing keys), and the view must equal a fresh query
 //! of the same AST afterwards, with and without a per-parent partition.
 //!
-//! `measure_window_inserts` (ignored) prints how long such streams take:
-//! `cargo test --release -p rindle-core --test big_window -- --ignored --nocapture`.
-
-use std::time::{Duration, Instant};
+//! How long such streams take is measured by
+//! `cargo bench -p rindle-bench --bench big_txn`.
 
 use rindle_core::{
     Ast, Column, ColumnType, Direction, Engine, MemoryCatalog, Query, QueryEvent, QueryId,
@@ -111,31 +109,4 @@ fn a_20k_row_stream_through_limit_windows_matches_a_fresh_query() {
         vec![Value::Int(20_100), Value::Int(20_099), Value::Int(20_098)]
     );
     assert_eq!(view.to_nodes(), fresh(&mut e, &ast));
-}
-
-fn time(n: i64, ast: &Ast) -> Duration {
-    let mut e = engine(100);
-    let nodes = e.add_query(QueryId(1), ast).unwrap();
-    let mut view = View::hydrated(e.format(QueryId(1)).unwrap().clone(), &nodes).unwrap();
-    let changes = adds(101, n);
-    let t = Instant::now();
-    push_all(&mut e, &mut view, changes);
-    t.elapsed()
-}
-
-#[test]
-#[ignore = "a measurement: prints timings, asserts nothing about them"]
-fn measure_window_inserts() {
-    for n in [10_000, 30_000, 100_000] {
-        for dir in [Direction::Desc, Direction::Asc] {
-            eprintln!(
-                "memory {n:>6} adds, id {dir:?} limit 3: {:?}",
-                time(n, &window(dir))
-            );
-            eprintln!(
-                "memory {n:>6} adds, per group id {dir:?} limit 3: {:?}",
-                time(n, &per_group(dir))
-            );
-        }
-    }
 }

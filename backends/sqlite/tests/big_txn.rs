@@ -4,43 +4,34 @@
 //! transaction the live view must equal a fresh query (a newly registered
 //! query of the same AST, and for flat queries plain SQL).
 //!
-//! `measure_big_inserts` (ignored) prints how long such transactions take:
-//! `cargo test --release -p rindle-sqlite --test big_txn -- --ignored --nocapture`
-//! (`RINDLE_MEASURE_ROWS=30000` for other sizes of the inserts,
-//! `RINDLE_MEASURE_REPLACE_ROWS` of the delete-and-insert-again
-//! transactions, `RINDLE_MEASURE_NO_CLUSTER=1` for the `Db` alone).
+//! How long such transactions take is measured by
+//! `cargo bench -p rindle-bench --bench big_txn`.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
 
 use rindle_core::{Ast, Direction, Node, Query, QueryId, Value, View, col};
-use rindle_replica::cluster::{Cluster, ClusterEvent, ClusterOptions};
-use rindle_sqlite::{Db, QueryHandle, SqlWrite, SqliteBackend, Update};
+use rindle_sqlite::{Db, QueryHandle, SqlWrite, Update};
 
 const GROUPS: i64 = 4;
 
 /// A database with `grp` (0..GROUPS) and `item` with ids 1..=seed; item `i`
 /// is in group `i % GROUPS` with `v = (i * 7919) % 1000` (so `v` orders
-/// unlike `id`). The schema and its index are made with a plain connection
-/// (SQL through a `Db` transaction is refused `CREATE INDEX`).
+/// unlike `id`).
 fn open(seed: i64) -> (tempfile::TempDir, Db) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("t.db");
-    {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(
-            "CREATE TABLE grp (id INTEGER PRIMARY KEY);
-             CREATE TABLE item (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, v INTEGER NOT NULL);
-             CREATE INDEX item_grp_id ON item(grp, id);",
-        )
-        .unwrap();
-        for g in 0..GROUPS {
-            conn.execute("INSERT INTO grp VALUES (?1)", [g]).unwrap();
-        }
-    }
-    let db = Db::open(&path).unwrap();
+    let db = Db::open(dir.path().join("t.db")).unwrap();
     let mut tx = db.write().unwrap();
+    tx.execute_batch(
+        "CREATE TABLE grp (id INTEGER PRIMARY KEY);
+         CREATE TABLE item (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, v INTEGER NOT NULL);
+         CREATE INDEX item_grp_id ON item(grp, id);",
+    )
+    .unwrap();
+    for g in 0..GROUPS {
+        tx.execute("INSERT INTO grp VALUES (?1)", &[g.into()])
+            .unwrap();
+    }
     insert_sql(&mut tx, 1, seed);
     tx.commit().unwrap();
     db.register_table("grp").unwrap();
@@ -291,111 +282,4 @@ fn a_20k_row_insert_through_a_desc_limit_3_window_matches_a_fresh_query() {
         .map(|r| r[0].clone())
         .collect();
     assert_eq!(ids(&live.view.to_nodes()), want);
-}
-
-/// One transaction of `n` inserted rows against a limit-3 window on `id`;
-/// returns the time of the commit (which derives the live query).
-fn time_db(n: i64, dir: Direction) -> Duration {
-    let (_d, db) = open(100);
-    let ast = Query::table("item").order_by("id", dir).limit(3).into_ast();
-    let _live = Live::new(&db, 1, &ast);
-    let mut tx = db.write().unwrap();
-    insert_sql(&mut tx, 101, n);
-    let t = Instant::now();
-    tx.commit().unwrap();
-    t.elapsed()
-}
-
-/// One transaction that deletes every one of `n` committed rows and inserts
-/// them again, against a limit-3 window on `id`: the commit's time.
-fn time_db_replace(n: i64, dir: Direction) -> Duration {
-    let (_d, db) = open(n);
-    let ast = Query::table("item").order_by("id", dir).limit(3).into_ast();
-    let _live = Live::new(&db, 1, &ast);
-    let mut tx = db.write().unwrap();
-    tx.execute("DELETE FROM item", &[]).unwrap();
-    insert_sql(&mut tx, 1, n);
-    let t = Instant::now();
-    tx.commit().unwrap();
-    t.elapsed()
-}
-
-/// The same through a one-worker Cluster (the daemon's path): the time from
-/// the transaction's start until the worker's progress marker for it.
-fn time_cluster(n: i64, dir: Direction) -> Duration {
-    let dir_path = tempfile::tempdir().unwrap();
-    let (c, rx) =
-        Cluster::<SqliteBackend>::open(dir_path.path().join("c.db"), ClusterOptions::new(1))
-            .unwrap();
-    c.transaction(|tx| {
-        tx.backend().execute_batch(
-            "CREATE TABLE item (id INTEGER PRIMARY KEY, grp INTEGER NOT NULL, v INTEGER NOT NULL)",
-        )
-    })
-    .unwrap();
-    c.register_table("item").unwrap();
-    let ast = Query::table("item").order_by("id", dir).limit(3).into_ast();
-    c.add_query(QueryId(1), &ast).unwrap();
-    let t = Instant::now();
-    let (cv, _) = c
-        .transaction(|tx| {
-            tx.backend().execute(
-                "WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?1)
-                 INSERT INTO item SELECT i, i % 4, (i * 7919) % 1000 FROM k",
-                &[n.into()],
-            )
-        })
-        .unwrap();
-    loop {
-        match rx.recv().unwrap() {
-            ClusterEvent::Progress { cv: p, .. } if p >= cv => break,
-            ClusterEvent::Faulted { message, .. } => panic!("{message}"),
-            _ => {}
-        }
-    }
-    let elapsed = t.elapsed();
-    c.shutdown();
-    elapsed
-}
-
-/// Row counts to measure: the comma-separated list in the environment
-/// variable `var`, else 10k, 30k and 100k.
-fn measured_sizes(var: &str) -> Vec<i64> {
-    std::env::var(var)
-        .ok()
-        .map(|s| s.split(',').map(|n| n.trim().parse().unwrap()).collect())
-        .unwrap_or_else(|| vec![10_000, 30_000, 100_000])
-}
-
-#[test]
-#[ignore = "a measurement: prints timings, asserts nothing about them"]
-fn measure_big_inserts() {
-    let sizes = measured_sizes("RINDLE_MEASURE_ROWS");
-    for &n in &sizes {
-        for dir in [Direction::Desc, Direction::Asc] {
-            eprintln!(
-                "Db      {n:>6} rows, id {dir:?} limit 3: commit {:?}",
-                time_db(n, dir)
-            );
-        }
-    }
-    for n in measured_sizes("RINDLE_MEASURE_REPLACE_ROWS") {
-        for dir in [Direction::Desc, Direction::Asc] {
-            eprintln!(
-                "Db      {n:>6} rows deleted and inserted again, id {dir:?} limit 3: commit {:?}",
-                time_db_replace(n, dir)
-            );
-        }
-    }
-    if std::env::var_os("RINDLE_MEASURE_NO_CLUSTER").is_some() {
-        return;
-    }
-    for &n in &sizes {
-        for dir in [Direction::Desc, Direction::Asc] {
-            eprintln!(
-                "Cluster {n:>6} rows, id {dir:?} limit 3: write to progress {:?}",
-                time_cluster(n, dir)
-            );
-        }
-    }
 }
