@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use rindle_core::protocol::{ServerMessage, from_compact, read_varint};
+use rindle_core::protocol::ServerMessage;
 use rindle_core::row;
 use rindle_replica::cluster::ClusterOptions;
 use rindle_transport::{ALPN, Client, ClientEvent, Limits, connect_quic_raw};
@@ -21,7 +21,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use serde_json::{Value, json};
-use support::{Env, issues_query};
+use support::{Env, Frames, issues_query};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -675,31 +675,5 @@ impl ServerCertVerifier for Stalling {
         self.provider
             .signature_verification_algorithms
             .supported_schemes()
-    }
-}
-
-/// Reads length-prefixed postcard frames from a QUIC stream.
-#[derive(Default)]
-struct Frames {
-    buf: Vec<u8>,
-}
-
-impl Frames {
-    async fn next(&mut self, rx: &mut quinn::RecvStream) -> Option<ServerMessage> {
-        loop {
-            if let Some((len, used)) = read_varint(&self.buf).unwrap() {
-                let end = used + len as usize;
-                if self.buf.len() >= end {
-                    let msg = from_compact::<ServerMessage>(&self.buf[used..end]).unwrap();
-                    self.buf.drain(..end);
-                    return Some(msg);
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            match within("a frame", rx.read(&mut chunk)).await {
-                Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                _ => return None,
-            }
-        }
     }
 }

@@ -9,12 +9,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use rindle_core::protocol::{Op, ServerMessage, from_compact, read_varint, to_frame};
+use rindle_core::protocol::{Op, ServerMessage, to_frame};
 use rindle_core::{Ast, QueryId, Value, row};
 use rindle_replica::cluster::ClusterOptions;
 use rindle_transport::{Client, ClientEvent, FrameFilter, Limits, connect_quic_raw};
 use serde_json::json;
-use support::{Env, issues_query};
+use support::{Env, Frames, issues_query};
 use tokio_tungstenite::tungstenite::Message;
 
 async fn next(c: &mut Client) -> ClientEvent {
@@ -437,34 +437,6 @@ async fn quic_bad_input_gets_errors_and_oversized_frames_close() {
     );
     assert!(frames.next(&mut rx).await.is_none());
     let _ = env.stop.send(true);
-}
-
-#[derive(Default)]
-struct Frames {
-    buf: Vec<u8>,
-}
-
-impl Frames {
-    async fn next(&mut self, rx: &mut quinn::RecvStream) -> Option<ServerMessage> {
-        loop {
-            if let Some((len, used)) = read_varint(&self.buf).unwrap() {
-                let end = used + len as usize;
-                if self.buf.len() >= end {
-                    let msg = from_compact::<ServerMessage>(&self.buf[used..end]).unwrap();
-                    self.buf.drain(..end);
-                    return Some(msg);
-                }
-            }
-            let mut chunk = [0u8; 4096];
-            match tokio::time::timeout(Duration::from_secs(10), rx.read(&mut chunk))
-                .await
-                .expect("a frame within 10 s")
-            {
-                Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
-                _ => return None,
-            }
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
+use rindle_core::protocol::{ServerMessage, from_compact, read_varint};
 use rindle_core::{Ast, Row, TableSchema, row};
 use rindle_replica::cluster::{Cluster, ClusterOptions};
 use rindle_sqlite::SqliteBackend;
@@ -156,5 +157,35 @@ impl Env {
         })
         .await
         .unwrap()
+    }
+}
+
+/// Reads length-prefixed postcard frames from a QUIC stream.
+#[derive(Default)]
+pub(crate) struct Frames {
+    buf: Vec<u8>,
+}
+
+impl Frames {
+    /// The next whole frame, or `None` once the stream ends.
+    pub(crate) async fn next(&mut self, rx: &mut quinn::RecvStream) -> Option<ServerMessage> {
+        loop {
+            if let Some((len, used)) = read_varint(&self.buf).unwrap() {
+                let end = used + len as usize;
+                if self.buf.len() >= end {
+                    let msg = from_compact::<ServerMessage>(&self.buf[used..end]).unwrap();
+                    self.buf.drain(..end);
+                    return Some(msg);
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match tokio::time::timeout(std::time::Duration::from_secs(10), rx.read(&mut chunk))
+                .await
+                .expect("a frame within 10 s")
+            {
+                Ok(Some(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                _ => return None,
+            }
+        }
     }
 }
