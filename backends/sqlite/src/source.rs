@@ -389,6 +389,15 @@ impl SqliteSource {
         (self.sql(req, None), Rc::new(order))
     }
 
+    /// `sql` prepared (from the cache) on the reader, inside its snapshot.
+    fn statement(&self, sql: &str) -> Result<rusqlite::CachedStatement<'_>, SourceError> {
+        self.reader
+            .connection()
+            .map_err(backend)?
+            .prepare_cached(sql)
+            .map_err(backend)
+    }
+
     /// Records a finished run of undeliverable rows, if long enough.
     fn close_run(
         &self,
@@ -455,7 +464,7 @@ impl SqliteSource {
         if self.overlay.is_empty() {
             return Box::new(std::iter::empty());
         }
-        let cols = constraint_columns(req.constraint);
+        let cols = sorted_columns(req.constraint.iter().map(|(c, _)| *c));
         if self.covers_key(&cols) {
             // The constraint fixes the whole key: at most one row.
             let key: Option<Vec<Value>> = self
@@ -616,7 +625,7 @@ impl Source for SqliteSource {
     /// overlay keeps its rows in every prepared shape.
     fn prepare(&mut self, order: &SortOrder, constraint_columns: &[usize]) {
         let order = order.clone().completed(&self.schema);
-        let constraint = constraint_columns_of(constraint_columns);
+        let constraint = sorted_columns(constraint_columns.iter().copied());
         if self.covers_key(&constraint)
             || self
                 .indexes
@@ -678,12 +687,7 @@ impl Source for SqliteSource {
                 None => req.start.cloned(),
             };
             let (sql, params) = self.sql(req, start.as_ref());
-            let mut stmt = self
-                .reader
-                .connection()
-                .map_err(backend)?
-                .prepare_cached(&sql)
-                .map_err(backend)?;
+            let mut stmt = self.statement(&sql)?;
             let mut rows = stmt
                 .query(params_from_iter(params.iter().map(to_sql)))
                 .map_err(backend)?;
@@ -782,12 +786,7 @@ impl Source for SqliteSource {
             .map(|(n, &c)| format!("{} = ?{}", quote(&cols[c].name), n + 1))
             .collect();
         let sql = format!("{} WHERE {}", self.select, conds.join(" AND "));
-        let mut stmt = self
-            .reader
-            .connection()
-            .map_err(backend)?
-            .prepare_cached(&sql)
-            .map_err(backend)?;
+        let mut stmt = self.statement(&sql)?;
         let mut rows = stmt
             .query(params_from_iter(key.iter().map(to_sql)))
             .map_err(backend)?;
@@ -816,17 +815,9 @@ impl Source for SqliteSource {
     }
 }
 
-/// Column positions sorted ascending without repeats.
-fn constraint_columns_of(cols: &[usize]) -> Vec<usize> {
-    let mut cols = cols.to_vec();
-    cols.sort_unstable();
-    cols.dedup();
-    cols
-}
-
-/// The columns a request's constraint names, sorted ascending without repeats.
-fn constraint_columns(constraint: &[(usize, Value)]) -> Vec<usize> {
-    let mut cols: Vec<usize> = constraint.iter().map(|(c, _)| *c).collect();
+/// Columns sorted ascending, without repeats.
+fn sorted_columns(cols: impl IntoIterator<Item = usize>) -> Vec<usize> {
+    let mut cols: Vec<usize> = cols.into_iter().collect();
     cols.sort_unstable();
     cols.dedup();
     cols
